@@ -1,0 +1,302 @@
+//! The Kafka bus, through librdkafka (rdkafka's `FutureProducer` and `StreamConsumer`).
+//!
+//! An idempotent producer, group consumers that store offsets after processing, topic checks
+//! and creation through the admin API.
+//!
+//! [`KafkaBus::connect`] waits for the brokers, retrying with backoff, and fails with
+//! [`BusError::Unreachable`] once [`KafkaConfig::connect_timeout`] has passed. After that
+//! librdkafka reconnects by itself; consumers log transport errors and back off rather than
+//! fail.
+
+mod admin;
+mod consumer;
+mod context;
+mod producer;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::ClientConfig;
+use rdkafka::admin::AdminClient;
+use rdkafka::error::KafkaError;
+use tracing::{info, warn};
+
+use crate::topic::validate_subscription;
+use crate::{Bus, BusError, Consumer, OffsetReset, Producer, TopicSpec};
+use context::LogContext;
+use producer::KafkaProducer;
+
+/// Longest pause between two attempts to reach the brokers.
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(5);
+/// First pause between two attempts to reach the brokers.
+const FIRST_CONNECT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// How to reach Kafka and how its clients behave.
+///
+/// Its `Debug` output names the extra properties but not their values, which may be secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// `client.id` of every client, seen in broker logs.
+    pub client_id: String,
+    /// Where a group without a committed offset starts; earliest by default.
+    pub offset_reset: OffsetReset,
+    /// How long the group waits for a silent member before reassigning its partitions
+    /// (`session.timeout.ms`); 30 s by default.
+    pub session_timeout: Duration,
+    /// How often a member tells the group it lives (`heartbeat.interval.ms`); 3 s by default.
+    pub heartbeat_interval: Duration,
+    /// Longest time between two receives before a member is deemed stuck and leaves the
+    /// group (`max.poll.interval.ms`, at least the session timeout); 5 min by default.
+    pub max_poll_interval: Duration,
+    /// How often acknowledged offsets are committed in the background
+    /// (`auto.commit.interval.ms`); 5 s by default.
+    pub auto_commit_interval: Duration,
+    /// Longest wait of a fetch for new records (`fetch.wait.max.ms`); 100 ms by default.
+    pub fetch_wait_max: Duration,
+    /// How long the producer gathers records into a batch (`linger.ms`); 5 ms by default.
+    pub linger: Duration,
+    /// How long a send may take, retries included, before it fails (`message.timeout.ms`);
+    /// 60 s by default.
+    pub delivery_timeout: Duration,
+    /// Timeout of one metadata or admin request; 10 s by default.
+    pub request_timeout: Duration,
+    /// How long [`KafkaBus::connect`] keeps trying to reach the brokers; 60 s by default.
+    pub connect_timeout: Duration,
+    /// Further librdkafka properties for every client (`security.protocol`, SASL and so on).
+    pub properties: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Defaults for a cluster at `brokers`.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            client_id: "sinter".to_owned(),
+            offset_reset: OffsetReset::Earliest,
+            session_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(3),
+            max_poll_interval: Duration::from_secs(300),
+            auto_commit_interval: Duration::from_secs(5),
+            fetch_wait_max: Duration::from_millis(100),
+            linger: Duration::from_millis(5),
+            delivery_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(60),
+            properties: Vec::new(),
+        }
+    }
+
+    /// Short group timeouts, so rebalances after a member joins or dies take seconds: for
+    /// tests and a single developer's broker.
+    pub fn with_fast_rebalances(mut self) -> Self {
+        self.session_timeout = Duration::from_secs(6);
+        self.heartbeat_interval = Duration::from_millis(500);
+        self.max_poll_interval = Duration::from_secs(10);
+        self.auto_commit_interval = Duration::from_secs(1);
+        self
+    }
+
+    /// Sets a further librdkafka property for every client.
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// The settings every client shares.
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id)
+            .set("socket.timeout.ms", millis(self.request_timeout))
+            .set("log.connection.close", "false");
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let property_names: Vec<&str> = self
+            .properties
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("client_id", &self.client_id)
+            .field("offset_reset", &self.offset_reset)
+            .field("session_timeout", &self.session_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("max_poll_interval", &self.max_poll_interval)
+            .field("auto_commit_interval", &self.auto_commit_interval)
+            .field("fetch_wait_max", &self.fetch_wait_max)
+            .field("linger", &self.linger)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("properties", &property_names)
+            .finish()
+    }
+}
+
+/// The Kafka bus: one shared producer and admin client; a consumer per subscription.
+#[derive(Clone)]
+pub struct KafkaBus {
+    config: Arc<KafkaConfig>,
+    producer: Arc<KafkaProducer>,
+    admin: Arc<AdminClient<LogContext>>,
+}
+
+impl KafkaBus {
+    /// Creates the clients and waits until the brokers answer, retrying with backoff for up
+    /// to [`KafkaConfig::connect_timeout`].
+    pub async fn connect(config: KafkaConfig) -> Result<Self, BusError> {
+        let config = Arc::new(config);
+        let producer = Arc::new(KafkaProducer::create(&config)?);
+        let admin: AdminClient<LogContext> = config
+            .client_config()
+            .create_with_context(LogContext::new("admin"))
+            .map_err(BusError::kafka("admin client creation"))?;
+        let bus = Self {
+            config,
+            producer,
+            admin: Arc::new(admin),
+        };
+        bus.wait_for_brokers().await?;
+        Ok(bus)
+    }
+
+    /// The configuration this bus was made with.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+
+    async fn wait_for_brokers(&self) -> Result<(), BusError> {
+        let started = Instant::now();
+        let mut backoff = FIRST_CONNECT_BACKOFF;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let error = match admin::fetch_metadata(&self.admin, self.config.request_timeout).await
+            {
+                Ok(metadata) => {
+                    info!(
+                        brokers = %self.config.brokers,
+                        attempts,
+                        broker_count = metadata.brokers,
+                        "Connected to Kafka."
+                    );
+                    return Ok(());
+                }
+                Err(error) => error,
+            };
+            let waited = started.elapsed();
+            if waited + backoff > self.config.connect_timeout {
+                return Err(BusError::Unreachable {
+                    brokers: self.config.brokers.clone(),
+                    attempts,
+                    waited,
+                    source: error,
+                });
+            }
+            warn!(
+                brokers = %self.config.brokers,
+                attempts,
+                error = %error,
+                retry_in_ms = backoff.as_millis(),
+                "Kafka brokers unreachable; retrying."
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
+        }
+    }
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBus")
+            .field("brokers", &self.config.brokers)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Bus for KafkaBus {
+    fn implementation(&self) -> &'static str {
+        "kafka"
+    }
+
+    async fn ensure_topic(&self, spec: &TopicSpec) -> Result<(), BusError> {
+        spec.validate()?;
+        admin::ensure_topic(&self.admin, spec, &self.config).await
+    }
+
+    async fn probe_topics(&self, topics: &[&str]) -> Result<(), BusError> {
+        let metadata = admin::fetch_metadata(&self.admin, self.config.request_timeout)
+            .await
+            .map_err(|source| self.unreachable(source))?;
+        let missing: Vec<String> = topics
+            .iter()
+            .filter(|topic| !metadata.has_topic(topic))
+            .map(|topic| (*topic).to_owned())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(BusError::MissingTopics { topics: missing })
+        }
+    }
+
+    fn producer(&self) -> Arc<dyn Producer> {
+        self.producer.clone()
+    }
+
+    async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>, BusError> {
+        validate_subscription(group, topics)?;
+        self.probe_topics(topics).await?;
+        let consumer = consumer::KafkaConsumer::subscribe(&self.config, group, topics)?;
+        Ok(Box::new(consumer))
+    }
+}
+
+impl KafkaBus {
+    fn unreachable(&self, source: KafkaError) -> BusError {
+        BusError::Unreachable {
+            brokers: self.config.brokers.clone(),
+            attempts: 1,
+            waited: self.config.request_timeout,
+            source,
+        }
+    }
+}
+
+/// A duration as librdkafka's milliseconds property value.
+fn millis(duration: Duration) -> String {
+    duration.as_millis().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_property_values() {
+        let config = KafkaConfig::new("kafka:9092").with_property("sasl.password", "hunter2");
+        let shown = format!("{config:?}");
+        assert!(shown.contains("sasl.password"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn fast_rebalances_keep_librdkafka_constraints() {
+        let config = KafkaConfig::new("kafka:9092").with_fast_rebalances();
+        assert!(config.heartbeat_interval < config.session_timeout);
+        assert!(config.max_poll_interval >= config.session_timeout);
+    }
+}

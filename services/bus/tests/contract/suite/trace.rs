@@ -1,0 +1,75 @@
+//! Contract case about trace context crossing the bus.
+
+use anyhow::{Context, Result, ensure};
+use sinter_bus::Record;
+
+use super::{Harness, new_topic, recv_within, unique};
+
+/// One trace runs from the span that sent a record to the span that consumed it.
+pub async fn trace_context_crosses_the_bus(harness: &impl Harness) -> Result<()> {
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("contract")));
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let bus = harness.bus().await;
+    let topic = new_topic(&*bus, "trace", 1).await?;
+    let ingest = tracing::info_span!("ingest reading");
+    let ingest_context = ingest.context().span().span_context().clone();
+    ensure!(
+        ingest_context.is_valid(),
+        "the test's tracing layer made no span context"
+    );
+    bus.producer()
+        .send(&topic, Record::new("pump-7", "91.2"))
+        .instrument(ingest.clone())
+        .await?;
+    drop(ingest);
+
+    let mut consumer = bus.subscribe(&unique("group"), &[&topic]).await?;
+    let delivered = recv_within(&mut *consumer, harness.patience()).await?;
+    ensure!(
+        delivered.headers.get("traceparent").is_some(),
+        "no traceparent header"
+    );
+    let carried = delivered.trace_context().span().span_context().clone();
+    ensure!(
+        carried.trace_id() == ingest_context.trace_id(),
+        "header carries another trace"
+    );
+
+    let consume = sinter_bus::trace::consume_span(&delivered);
+    consume.in_scope(|| tracing::info!("Processing the reading."));
+    drop(consume);
+    provider.force_flush()?;
+
+    let spans = exporter.get_finished_spans()?;
+    let consumed = spans
+        .iter()
+        .find(|span| span.name == "consume")
+        .context("no consume span")?;
+    ensure!(
+        consumed.span_context.trace_id() == ingest_context.trace_id(),
+        "consume span is in trace {} not {}",
+        consumed.span_context.trace_id(),
+        ingest_context.trace_id()
+    );
+    ensure!(
+        consumed.parent_span_id == ingest_context.span_id(),
+        "consume span has another parent"
+    );
+    ensure!(
+        spans.iter().any(|span| span.name == "ingest reading"),
+        "no producer span"
+    );
+    Ok(())
+}

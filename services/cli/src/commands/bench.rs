@@ -1,0 +1,81 @@
+//! `sinter bench ...`: load generators that print figures, for the benchmarks.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use sinter_bus::bench::{ThroughputSpec, embedded_retention_for, throughput_with};
+use sinter_bus::embedded::{EmbeddedBus, EmbeddedConfig};
+use sinter_bus::kafka::{KafkaBus, KafkaConfig};
+
+use crate::exit;
+
+/// Which benchmark to run.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Records per second through the embedded bus and, with `--kafka`, a Kafka bus:
+    /// sending alone, then sending while a consumer group reads.
+    Bus {
+        /// Kafka bootstrap servers (host:port[,host:port]); without it only the embedded
+        /// bus is measured.
+        #[arg(long, value_name = "BROKERS")]
+        kafka: Option<String>,
+        /// Records sent in each phase.
+        #[arg(long, default_value_t = 200_000)]
+        records: usize,
+        /// Payload bytes per record.
+        #[arg(long, default_value_t = 200)]
+        record_size: usize,
+        /// Partitions of each benchmark topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Sends awaited at once.
+        #[arg(long, default_value_t = 10_000)]
+        in_flight: usize,
+    },
+}
+
+impl BenchCommand {
+    /// Run the benchmark on a fresh Tokio runtime.
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the Tokio runtime")?;
+        runtime.block_on(self.run_async())
+    }
+
+    async fn run_async(self) -> anyhow::Result<ExitCode> {
+        match self {
+            BenchCommand::Bus {
+                kafka,
+                records,
+                record_size,
+                partitions,
+                in_flight,
+            } => {
+                let prefix = format!("sinter.bench.{}", std::process::id());
+                let mut spec = ThroughputSpec::new(prefix, records, record_size);
+                spec.partitions = partitions;
+                spec.in_flight = in_flight;
+                let embedded = EmbeddedBus::with_config(EmbeddedConfig {
+                    retention_bytes_per_partition: embedded_retention_for(&spec),
+                    ..EmbeddedConfig::default()
+                });
+                let embedded_report = throughput_with(&embedded, &spec).await?;
+                print!("{embedded_report}");
+                drop(embedded);
+                if let Some(brokers) = kafka {
+                    let bus = KafkaBus::connect(KafkaConfig::new(brokers))
+                        .await
+                        .context("cannot reach the Kafka brokers")?;
+                    let kafka_report = throughput_with(&bus, &spec).await?;
+                    print!("{kafka_report}");
+                    println!(
+                        "kafka/embedded produce ratio: {:.3}",
+                        kafka_report.produce.records_per_sec
+                            / embedded_report.produce.records_per_sec
+                    );
+                }
+                Ok(exit::OK)
+            }
+        }
+    }
+}

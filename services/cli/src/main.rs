@@ -1,0 +1,73 @@
+//! `sinter`: the command line of Sinter, one `sinter <noun> <verb>` per task.
+#![forbid(unsafe_code)]
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Turn what machines report into business outcomes.
+#[derive(Debug, Parser)]
+#[command(name = "sinter", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    noun: Noun,
+}
+
+/// What a command acts on.
+#[derive(Debug, Subcommand)]
+enum Noun {
+    /// Work with Solution files.
+    #[command(subcommand)]
+    Solution(commands::solution::SolutionCommand),
+    /// Load generators that print throughput figures.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
+}
+
+/// Exit statuses shared by every command.
+pub(crate) mod exit {
+    use std::process::ExitCode;
+
+    /// The command did what was asked, and found nothing wrong.
+    pub(crate) const OK: ExitCode = ExitCode::SUCCESS;
+
+    /// The command ran and found a problem in its input, such as an invalid Solution.
+    pub(crate) fn problems_found() -> ExitCode {
+        ExitCode::from(1)
+    }
+
+    /// The command could not run: bad arguments, a file that cannot be read. Clap uses the
+    /// same status for usage errors.
+    pub(crate) fn cannot_run() -> ExitCode {
+        ExitCode::from(2)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.noun {
+        Noun::Solution(command) => command.run(),
+        Noun::Bench(command) => command.run(),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("sinter: {error:#}");
+            exit::cannot_run()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

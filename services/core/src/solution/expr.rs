@@ -1,0 +1,300 @@
+//! CEL conditions (`when`) and minijinja templates (titles, bodies), checked on reading.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+
+/// A CEL expression that compiles and refers only to variables a situation has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CelExpression {
+    source: String,
+}
+
+/// CEL's names for types, which read like variables (`type(x) == int`) but are not.
+const CEL_TYPE_NAMES: [&str; 11] = [
+    "bool",
+    "bytes",
+    "double",
+    "int",
+    "uint",
+    "string",
+    "list",
+    "map",
+    "null_type",
+    "type",
+    "dyn",
+];
+
+impl CelExpression {
+    /// Compile `source` and check that every free variable is one of `variables`.
+    pub(crate) fn check(source: &str, variables: &BTreeSet<String>) -> Result<Self, String> {
+        let program = cel::Program::compile(source).map_err(|errors| describe_cel(&errors))?;
+        let mut free = BTreeSet::new();
+        free_variables(program.expression(), &mut Vec::new(), &mut free);
+        let unknown: Vec<String> = free
+            .into_iter()
+            .filter(|name| !variables.contains(name) && !CEL_TYPE_NAMES.contains(&name.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "refers to unknown variable{} {} (known: {})",
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.join(", "),
+                variables.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(CelExpression {
+            source: source.to_owned(),
+        })
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Compile the expression for evaluation. It compiled when the Solution was checked, so
+    /// this fails only if the `cel` crate changed its mind in between.
+    pub fn compile(&self) -> Result<cel::Program, cel::ParseErrors> {
+        cel::Program::compile(&self.source)
+    }
+}
+
+impl fmt::Display for CelExpression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl serde::Serialize for CelExpression {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.source)
+    }
+}
+
+/// One clause per CEL syntax error: `CEL syntax error at 1:45: unexpected end of expression`.
+fn describe_cel(errors: &cel::ParseErrors) -> String {
+    let clauses: Vec<String> = errors
+        .errors
+        .iter()
+        .map(|error| {
+            format!(
+                "CEL syntax error at {}:{}: {}",
+                error.pos.0,
+                error.pos.1,
+                plain(&error.msg)
+            )
+        })
+        .collect();
+    if clauses.is_empty() {
+        "CEL syntax error".to_owned()
+    } else {
+        clauses.join("; ")
+    }
+}
+
+/// The parser's message in plainer words, without the long list of every token that could
+/// start an expression.
+fn plain(message: &str) -> String {
+    let message = message.strip_prefix("Syntax error: ").unwrap_or(message);
+    let (what, expecting) = match message.split_once(" expecting ") {
+        Some((what, expecting)) => (what, Some(expecting)),
+        None => (message, None),
+    };
+    let what = what
+        .replace("mismatched input '<EOF>'", "unexpected end of expression")
+        .replace("extraneous input '<EOF>'", "unexpected end of expression")
+        .replace("mismatched input ", "unexpected ")
+        .replace("extraneous input ", "unexpected ");
+    match expecting {
+        Some(expecting) if expecting.matches(',').count() < 4 => {
+            format!("{what} (expecting {expecting})")
+        }
+        _ => what,
+    }
+}
+
+/// Collect the variables `expr` uses that no enclosing comprehension binds (`bound`).
+fn free_variables(expr: &IdedExpr, bound: &mut Vec<String>, free: &mut BTreeSet<String>) {
+    match &expr.expr {
+        Expr::Unspecified | Expr::Literal(_) => {}
+        Expr::Ident(name) => {
+            // Names starting with `@` are the accumulators macros introduce.
+            if !name.starts_with('@') && !bound.contains(name) {
+                free.insert(name.clone());
+            }
+        }
+        Expr::Select(select) => free_variables(&select.operand, bound, free),
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                free_variables(target, bound, free);
+            }
+            for arg in &call.args {
+                free_variables(arg, bound, free);
+            }
+        }
+        Expr::List(list) => {
+            for element in &list.elements {
+                free_variables(element, bound, free);
+            }
+        }
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                entry_variables(&entry.expr, bound, free);
+            }
+        }
+        Expr::Struct(structure) => {
+            for entry in &structure.entries {
+                entry_variables(&entry.expr, bound, free);
+            }
+        }
+        Expr::Comprehension(comprehension) => {
+            free_variables(&comprehension.iter_range, bound, free);
+            free_variables(&comprehension.accu_init, bound, free);
+            let depth = bound.len();
+            bound.push(comprehension.iter_var.clone());
+            bound.extend(comprehension.iter_var2.iter().cloned());
+            bound.push(comprehension.accu_var.clone());
+            free_variables(&comprehension.loop_cond, bound, free);
+            free_variables(&comprehension.loop_step, bound, free);
+            free_variables(&comprehension.result, bound, free);
+            bound.truncate(depth);
+        }
+    }
+}
+
+fn entry_variables(entry: &EntryExpr, bound: &mut Vec<String>, free: &mut BTreeSet<String>) {
+    match entry {
+        EntryExpr::StructField(field) => free_variables(&field.value, bound, free),
+        EntryExpr::MapEntry(pair) => {
+            free_variables(&pair.key, bound, free);
+            free_variables(&pair.value, bound, free);
+        }
+    }
+}
+
+/// A minijinja template that parses and refers only to variables it will be given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+}
+
+impl Template {
+    /// Parse `source` and check that every variable it reads is one of `variables` (or one of
+    /// minijinja's own globals, such as `range`).
+    pub(crate) fn check(source: &str, variables: &BTreeSet<String>) -> Result<Self, String> {
+        let environment = minijinja::Environment::new();
+        let template = environment.template_from_str(source).map_err(|error| {
+            let mut message = format!("template does not parse: {}", error.kind());
+            if let Some(detail) = error.detail() {
+                message.push_str(": ");
+                message.push_str(detail);
+            }
+            if let Some(line) = error.line() {
+                message.push_str(&format!(" (line {line})"));
+            }
+            message
+        })?;
+        let globals: BTreeSet<&str> = environment.globals().map(|(name, _)| name).collect();
+        let unknown: BTreeSet<String> = template
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|name| !variables.contains(name) && !globals.contains(name.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "template refers to unknown variable{} {} (known: {})",
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.into_iter().collect::<Vec<_>>().join(", "),
+                variables.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(Template {
+            source: source.to_owned(),
+        })
+    }
+
+    /// The template as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Render the template with `context` (a situation, as a serialisable value).
+    pub fn render<C: serde::Serialize>(&self, context: C) -> Result<String, minijinja::Error> {
+        let environment = minijinja::Environment::new();
+        environment.render_str(&self.source, context)
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl serde::Serialize for Template {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> BTreeSet<String> {
+        ["detection", "asset", "site"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn accepts_conditions_over_known_variables() {
+        let when = CelExpression::check(
+            r#"detection.metric == "bearing_temperature" && asset.criticality == "high""#,
+            &known(),
+        )
+        .unwrap();
+        assert!(when.compile().is_ok());
+        let comprehension = r#"asset.tags.exists(t, t == "critical") && type(detection) == map"#;
+        assert!(CelExpression::check(comprehension, &known()).is_ok());
+    }
+
+    #[test]
+    fn refuses_syntax_errors_and_unknown_variables() {
+        let message = CelExpression::check("detection.metric == ", &known()).unwrap_err();
+        assert_eq!(
+            message,
+            "CEL syntax error at 1:21: unexpected end of expression"
+        );
+        let message = CelExpression::check("detection.value +* 2", &known()).unwrap_err();
+        assert_eq!(message, "CEL syntax error at 1:18: unexpected '*'");
+        let message = CelExpression::check("assett.name == 'x'", &known()).unwrap_err();
+        assert_eq!(
+            message,
+            "refers to unknown variable assett (known: asset, detection, site)"
+        );
+    }
+
+    #[test]
+    fn templates_parse_and_render() {
+        let title = Template::check("Inspect {{ asset.name }} at {{ site }}", &known()).unwrap();
+        let rendered = title.render(serde_json::json!({"asset": {"name": "P-17"}, "site": "N"}));
+        assert_eq!(rendered.unwrap(), "Inspect P-17 at N");
+        let looped = "{% for i in range(3) %}{{ i }}{{ loop.index }}{% endfor %}";
+        assert!(Template::check(looped, &known()).is_ok());
+    }
+
+    #[test]
+    fn refuses_broken_templates_and_unknown_variables() {
+        let message = Template::check("Inspect {{ asset.name", &known()).unwrap_err();
+        assert!(
+            message.starts_with("template does not parse: syntax error"),
+            "{message}"
+        );
+        let message = Template::check("{{ assets.name }}", &known()).unwrap_err();
+        assert!(message.contains("unknown variable assets"), "{message}");
+    }
+}

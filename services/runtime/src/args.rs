@@ -1,0 +1,114 @@
+//! The flags every service binary takes.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use sinter_grpc::GrpcArgs;
+use sinter_telemetry::TelemetryArgs;
+
+/// Where the bus is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BusUrl {
+    /// `kafka://host:port[,host:port...]`: a Kafka cluster.
+    Kafka { brokers: String },
+    /// `embedded`: the in-process bus, shared only by services in the same process.
+    Embedded,
+}
+
+impl FromStr for BusUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "embedded" {
+            return Ok(BusUrl::Embedded);
+        }
+        let Some(brokers) = text.strip_prefix("kafka://") else {
+            return Err(format!(
+                "{text:?} is not a bus URL: expected kafka://host:port[,host:port] or embedded"
+            ));
+        };
+        let brokers = brokers.trim_end_matches('/');
+        let valid = !brokers.is_empty()
+            && brokers.split(',').all(|b| {
+                b.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                })
+            });
+        if !valid {
+            return Err(format!(
+                "{text:?} names no broker as host:port after kafka://"
+            ));
+        }
+        Ok(BusUrl::Kafka {
+            brokers: brokers.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for BusUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BusUrl::Kafka { brokers } => write!(f, "kafka://{brokers}"),
+            BusUrl::Embedded => f.write_str("embedded"),
+        }
+    }
+}
+
+/// Flags shared by `sinter-ingest`, `sinter-analytics`, `sinter-context` and
+/// `sinter-orchestrator`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServiceArgs {
+    /// Solution files to run (YAML). Several may be given; a Solution that does not
+    /// validate is refused with its errors and the others still run.
+    #[arg(
+        long = "solution",
+        env = "SINTER_SOLUTION",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub solutions: Vec<PathBuf>,
+    /// The bus: kafka://host:port[,host:port].
+    #[arg(long, env = "SINTER_BUS", default_value = "kafka://127.0.0.1:9092")]
+    pub bus: BusUrl,
+    #[command(flatten)]
+    pub grpc: GrpcArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kafka_and_embedded_urls() {
+        assert_eq!(
+            "kafka://127.0.0.1:9092".parse(),
+            Ok(BusUrl::Kafka {
+                brokers: "127.0.0.1:9092".into()
+            })
+        );
+        assert_eq!(
+            "kafka://a:1,b:2/".parse(),
+            Ok(BusUrl::Kafka {
+                brokers: "a:1,b:2".into()
+            })
+        );
+        assert_eq!("embedded".parse(), Ok(BusUrl::Embedded));
+    }
+
+    #[test]
+    fn refuses_urls_without_brokers() {
+        for bad in [
+            "",
+            "kafka://",
+            "kafka://host",
+            "kafka://:9092",
+            "nats://x:1",
+            "kafka://h:0",
+        ] {
+            let err = bad.parse::<BusUrl>().expect_err(bad);
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+}

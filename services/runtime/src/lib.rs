@@ -1,0 +1,16 @@
+//! How a Sinter service binary starts and stops: it loads its Solutions, connects to
+//! the bus, waits for its topics, serves gRPC (health, reflection, its API) and the
+//! metrics endpoint, and shuts down cleanly on SIGINT or SIGTERM.
+#![forbid(unsafe_code)]
+
+mod args;
+mod bus;
+mod service;
+mod shutdown;
+mod solutions;
+
+pub use args::{BusUrl, ServiceArgs};
+pub use bus::connect_bus;
+pub use service::{RuntimeError, ServiceSpec, Started, run, start};
+pub use shutdown::Shutdown;
+pub use solutions::{LoadedSolutions, load_solutions};

@@ -6,5 +6,5 @@ pub mod id;
 pub mod solution;
 pub mod topic;
 
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use solution::{Solution, ValidationError, ValidationErrors};

@@ -25,5 +25,10 @@ pub struct Args {
 
 /// Run the service until SIGINT or SIGTERM.
 pub async fn run(args: Args) -> Result<(), sinter_runtime::RuntimeError> {
-    sinter_runtime::run(SPEC, args.service, |server| server).await
+    // The service's own logic is not built yet: the binary serves health, reflection
+    // and metrics, and waits for its topics.
+    sinter_runtime::run(SPEC, args.service, |_context| async {
+        Ok(Box::new(sinter_runtime::Idle) as Box<dyn sinter_runtime::Service>)
+    })
+    .await
 }

@@ -1,6 +1,6 @@
 //! How a Sinter service binary starts and stops: it loads its Solutions, connects to
-//! the bus, waits for its topics, serves gRPC (health, reflection, its API) and the
-//! metrics endpoint, and shuts down cleanly on SIGINT or SIGTERM.
+//! the bus, builds the service, serves gRPC (health, reflection, its API) and the
+//! metrics endpoint, waits for its topics, and shuts down cleanly on SIGINT or SIGTERM.
 #![forbid(unsafe_code)]
 
 mod args;
@@ -11,6 +11,6 @@ mod solutions;
 
 pub use args::{BusUrl, ServiceArgs};
 pub use bus::connect_bus;
-pub use service::{RuntimeError, ServiceSpec, Started, run, start};
+pub use service::{BoxError, Idle, RuntimeError, Service, ServiceContext, ServiceSpec, run};
 pub use shutdown::Shutdown;
 pub use solutions::{LoadedSolutions, load_solutions};

@@ -1,5 +1,5 @@
-//! Starting a service: Solutions, gRPC, metrics, bus, topics; in that order, so that
-//! health probes answer (NOT_SERVING) while the bus or the topics are still missing.
+//! Starting a service binary: Solutions, bus, the service itself, gRPC, metrics,
+//! topics; health says NOT_SERVING until the topics are there.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,18 +7,21 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use sinter_bus::{Bus, BusError};
-use sinter_core::Solution;
 use sinter_core::topic::{self, Stream};
-use sinter_grpc::{Auth, GrpcServer, HealthReporter, ServingStatus};
+use sinter_core::{SharedClock, Solution, SystemClock};
+use sinter_grpc::{Auth, GrpcServer, ServingStatus};
 use sinter_telemetry::Telemetry;
 
 use crate::args::ServiceArgs;
 use crate::bus::connect_bus;
 use crate::shutdown::Shutdown;
-use crate::solutions::{LoadedSolutions, load_solutions};
+use crate::solutions::load_solutions;
 
 /// How long open gRPC calls may run on after shutdown was requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A boxed error from a service's own code.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a service is, as far as starting it goes.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +48,28 @@ impl ServiceSpec {
     }
 }
 
-/// Why a service could not start.
+/// What a service gets to build itself from: the same in a service binary and in the
+/// all-in-one process.
+#[derive(Clone)]
+pub struct ServiceContext {
+    /// The Solutions that validated.
+    pub solutions: Arc<Vec<Solution>>,
+    pub bus: Arc<dyn Bus>,
+    pub clock: SharedClock,
+    pub shutdown: Shutdown,
+}
+
+/// One service's logic: the gRPC API it adds, and the work it does until shutdown.
+#[async_trait::async_trait]
+pub trait Service: Send + 'static {
+    /// Add this service's gRPC API to `server`.
+    fn register(&self, server: GrpcServer) -> GrpcServer;
+
+    /// Do the service's work (consume, process, produce) until `shutdown` fires.
+    async fn run(self: Box<Self>, shutdown: Shutdown) -> Result<(), BoxError>;
+}
+
+/// Why a service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("no Solution could be loaded ({refused} refused); see the errors above")]
@@ -58,7 +82,7 @@ pub enum RuntimeError {
     )]
     EmbeddedBusOutOfProcess,
     #[error("cannot load the gRPC settings")]
-    GrpcSettings(#[source] Box<dyn std::error::Error + Send + Sync>),
+    GrpcSettings(#[source] BoxError),
     #[error("the gRPC server failed")]
     Grpc(#[source] sinter_grpc::GrpcError),
     #[error("cannot serve metrics on {addr}")]
@@ -69,89 +93,100 @@ pub enum RuntimeError {
     },
     #[error("telemetry could not start")]
     Telemetry(#[source] sinter_telemetry::TelemetryError),
-    #[error("shut down before the service was ready")]
-    ShutDownWhileStarting,
+    #[error("the service could not be built")]
+    Build(#[source] BoxError),
+    #[error("the service failed")]
+    Service(#[source] BoxError),
 }
 
-/// A started service: what its own logic needs to do its work.
-pub struct Started {
-    pub spec: ServiceSpec,
-    pub solutions: LoadedSolutions,
-    pub bus: Arc<dyn Bus>,
-    pub health: HealthReporter,
-    pub grpc_addr: SocketAddr,
-    pub metrics_addr: Option<SocketAddr>,
-    pub shutdown: Shutdown,
-    pub grpc_task: tokio::task::JoinHandle<Result<(), sinter_grpc::GrpcError>>,
+/// Run `spec` as a whole process until SIGINT or SIGTERM.
+///
+/// In order: telemetry; the Solutions (a bad one is refused, the rest run); the bus
+/// (retried until it answers); the service, from `build`; gRPC with health
+/// NOT_SERVING and metrics; the topics (waited for, by name); health SERVING; the
+/// service's work until shutdown.
+pub async fn run<B, F>(spec: ServiceSpec, args: ServiceArgs, build: B) -> Result<(), RuntimeError>
+where
+    B: FnOnce(ServiceContext) -> F,
+    F: std::future::Future<Output = Result<Box<dyn Service>, BoxError>>,
+{
+    let telemetry =
+        sinter_telemetry::init(spec.name, &args.telemetry).map_err(RuntimeError::Telemetry)?;
+    let shutdown = Shutdown::on_signals();
+    let result = tokio::select! {
+        result = run_service(spec, &args, &telemetry, shutdown.clone(), build) => result,
+        // A shutdown while still starting (waiting for the bus) is a clean stop.
+        () = wait_then_grace(shutdown.clone()) => Ok(()),
+    };
+    tracing::info!(service = spec.name, "Service stopped.");
+    telemetry.shutdown();
+    result
 }
 
-/// Start `spec`: load its Solutions, serve gRPC (with the API services that
-/// `add_api` adds) and metrics, connect to the bus and wait for every topic. Health
-/// says NOT_SERVING until the bus and the topics are there.
-pub async fn start(
+async fn wait_then_grace(shutdown: Shutdown) {
+    shutdown.wait().await;
+    // Give a running service its grace period to stop by itself first.
+    tokio::time::sleep(SHUTDOWN_GRACE * 2).await;
+    tracing::warn!("Service did not stop within its grace period; exiting.");
+}
+
+async fn run_service<B, F>(
     spec: ServiceSpec,
     args: &ServiceArgs,
     telemetry: &Telemetry,
     shutdown: Shutdown,
-    add_api: impl FnOnce(GrpcServer) -> GrpcServer,
-) -> Result<Started, RuntimeError> {
-    let solutions = load_solutions(&args.solutions);
-    if solutions.solutions.is_empty() {
+    build: B,
+) -> Result<(), RuntimeError>
+where
+    B: FnOnce(ServiceContext) -> F,
+    F: std::future::Future<Output = Result<Box<dyn Service>, BoxError>>,
+{
+    let loaded = load_solutions(&args.solutions);
+    if loaded.solutions.is_empty() {
         return Err(RuntimeError::NoValidSolution {
-            refused: solutions.refused.len(),
+            refused: loaded.refused.len(),
         });
     }
+    let solutions = Arc::new(loaded.solutions);
+    let bus = connect_until_up(spec, args).await?;
+    let context = ServiceContext {
+        solutions: solutions.clone(),
+        bus: bus.clone(),
+        clock: Arc::new(SystemClock),
+        shutdown: shutdown.clone(),
+    };
+    let service = build(context).await.map_err(RuntimeError::Build)?;
 
     let tokens = args
         .grpc
         .load_tokens()
-        .map_err(|err| RuntimeError::GrpcSettings(Box::new(err)))?;
+        .map_err(|err| RuntimeError::GrpcSettings(err.into()))?;
     let tls = args
         .grpc
         .load_tls()
-        .map_err(|err| RuntimeError::GrpcSettings(Box::new(err)))?;
-    let server = add_api(
-        GrpcServer::new(Auth::new(tokens))
-            .with_tls(tls)
-            .not_ready_at_start(),
-    );
+        .map_err(|err| RuntimeError::GrpcSettings(err.into()))?;
+    let server = service.register(GrpcServer::new(Auth::new(tokens)).with_tls(tls));
+    let server = server.not_ready_at_start();
     let health = server.health();
     let api_services = server.services().to_vec();
-    let grpc_stop = shutdown.clone();
     let (grpc_addr, serving) = server
-        .bind(args.grpc.addr, grpc_stop.wait())
+        .bind(args.grpc.addr, shutdown.clone().wait())
         .await
         .map_err(RuntimeError::Grpc)?;
-    let grpc_task = tokio::spawn(serving);
+    let mut grpc_task = tokio::spawn(serving);
 
-    let metrics_addr = match args.telemetry.metrics_socket() {
-        None => None,
-        Some(addr) => {
-            let (bound, _task) = sinter_telemetry::serve_metrics(
-                addr,
-                telemetry.registry().clone(),
-                shutdown.clone().wait(),
-            )
-            .await
-            .map_err(|source| RuntimeError::Metrics { addr, source })?;
-            Some(bound)
-        }
-    };
-
-    let bus = tokio::select! {
-        bus = connect_until_up(spec, args) => bus?,
-        () = shutdown.clone().wait() => return Err(RuntimeError::ShutDownWhileStarting),
-    };
-    let topics: Vec<String> = solutions
-        .solutions
-        .iter()
-        .flat_map(|s| spec.topics(s))
-        .collect();
-    tokio::select! {
-        () = wait_for_topics(bus.as_ref(), &topics) => {}
-        () = shutdown.clone().wait() => return Err(RuntimeError::ShutDownWhileStarting),
+    if let Some(addr) = args.telemetry.metrics_socket() {
+        sinter_telemetry::serve_metrics(
+            addr,
+            telemetry.registry().clone(),
+            shutdown.clone().wait(),
+        )
+        .await
+        .map_err(|source| RuntimeError::Metrics { addr, source })?;
     }
 
+    let topics: Vec<String> = solutions.iter().flat_map(|s| spec.topics(s)).collect();
+    wait_for_topics(bus.as_ref(), &topics).await;
     health.set_service_status("", ServingStatus::Serving).await;
     for name in &api_services {
         health
@@ -159,17 +194,31 @@ pub async fn start(
             .await;
     }
     tracing::info!(service = spec.name, grpc = %grpc_addr, topics = topics.len(),
-        solutions = solutions.solutions.len(), "Service ready.");
-    Ok(Started {
-        spec,
-        solutions,
-        bus,
-        health,
-        grpc_addr,
-        metrics_addr,
-        shutdown,
-        grpc_task,
-    })
+        solutions = solutions.len(), "Service ready.");
+
+    let work = service
+        .run(shutdown.clone())
+        .await
+        .map_err(RuntimeError::Service);
+    shutdown.trigger();
+    // Clients get a grace period to finish their calls; one that keeps its connection
+    // open does not hold the process hostage.
+    let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut grpc_task).await {
+        Ok(Ok(result)) => result.map_err(RuntimeError::Grpc),
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "gRPC server task failed.");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = SHUTDOWN_GRACE.as_millis(),
+                "gRPC clients still connected after the grace period; closing."
+            );
+            grpc_task.abort();
+            Ok(())
+        }
+    };
+    work.and(served)
 }
 
 /// Retry connecting to the bus until it answers; each attempt already retries inside.
@@ -213,42 +262,18 @@ fn forever_backoff() -> ExponentialBuilder {
         .without_max_times()
 }
 
-/// Run `spec` as a whole process: telemetry, [`start`], then wait for SIGINT/SIGTERM.
-pub async fn run(
-    spec: ServiceSpec,
-    args: ServiceArgs,
-    add_api: impl FnOnce(GrpcServer) -> GrpcServer,
-) -> Result<(), RuntimeError> {
-    let telemetry =
-        sinter_telemetry::init(spec.name, &args.telemetry).map_err(RuntimeError::Telemetry)?;
-    let shutdown = Shutdown::on_signals();
-    let result = match start(spec, &args, &telemetry, shutdown.clone(), add_api).await {
-        Ok(started) => {
-            shutdown.clone().wait().await;
-            let mut grpc_task = started.grpc_task;
-            // Clients get a grace period to finish their calls; one that keeps its
-            // connection open does not hold the process hostage.
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut grpc_task).await {
-                Ok(Ok(Ok(()))) => Ok(()),
-                Ok(Ok(Err(err))) => Err(RuntimeError::Grpc(err)),
-                Ok(Err(join)) => {
-                    tracing::error!(error = %join, "gRPC server task failed.");
-                    Ok(())
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        grace_ms = SHUTDOWN_GRACE.as_millis(),
-                        "gRPC clients still connected after the grace period; closing."
-                    );
-                    grpc_task.abort();
-                    Ok(())
-                }
-            }
-        }
-        Err(RuntimeError::ShutDownWhileStarting) => Ok(()),
-        Err(err) => Err(err),
-    };
-    tracing::info!(service = spec.name, "Service stopped.");
-    telemetry.shutdown();
-    result
+/// A service with no API and no work of its own: the binary only serves health,
+/// reflection and metrics. For services whose logic is not built yet.
+pub struct Idle;
+
+#[async_trait::async_trait]
+impl Service for Idle {
+    fn register(&self, server: GrpcServer) -> GrpcServer {
+        server
+    }
+
+    async fn run(self: Box<Self>, shutdown: Shutdown) -> Result<(), BoxError> {
+        shutdown.wait().await;
+        Ok(())
+    }
 }

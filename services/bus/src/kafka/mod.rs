@@ -14,9 +14,11 @@ mod context;
 mod producer;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
 use rdkafka::error::KafkaError;
@@ -179,41 +181,45 @@ impl KafkaBus {
 
     async fn wait_for_brokers(&self) -> Result<(), BusError> {
         let started = Instant::now();
-        let mut backoff = FIRST_CONNECT_BACKOFF;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let error = match admin::fetch_metadata(&self.admin, self.config.request_timeout).await
-            {
-                Ok(metadata) => {
-                    info!(
-                        brokers = %self.config.brokers,
-                        attempts,
-                        broker_count = metadata.brokers,
-                        "Connected to Kafka."
-                    );
-                    return Ok(());
-                }
-                Err(error) => error,
-            };
-            let waited = started.elapsed();
-            if waited + backoff > self.config.connect_timeout {
-                return Err(BusError::Unreachable {
-                    brokers: self.config.brokers.clone(),
+        let attempts = AtomicU32::new(0);
+        let fetch = || {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            admin::fetch_metadata(&self.admin, self.config.request_timeout)
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(FIRST_CONNECT_BACKOFF)
+            .with_max_delay(MAX_CONNECT_BACKOFF)
+            .with_total_delay(Some(self.config.connect_timeout))
+            .without_max_times();
+        let result = fetch
+            .retry(backoff)
+            .notify(|error, pause| {
+                warn!(
+                    brokers = %self.config.brokers,
+                    attempts = attempts.load(Ordering::Relaxed),
+                    error = %error,
+                    retry_in_ms = pause.as_millis(),
+                    "Kafka brokers unreachable; retrying."
+                );
+            })
+            .await;
+        let attempts = attempts.load(Ordering::Relaxed);
+        match result {
+            Ok(metadata) => {
+                info!(
+                    brokers = %self.config.brokers,
                     attempts,
-                    waited,
-                    source: error,
-                });
+                    broker_count = metadata.brokers,
+                    "Connected to Kafka."
+                );
+                Ok(())
             }
-            warn!(
-                brokers = %self.config.brokers,
+            Err(source) => Err(BusError::Unreachable {
+                brokers: self.config.brokers.clone(),
                 attempts,
-                error = %error,
-                retry_in_ms = backoff.as_millis(),
-                "Kafka brokers unreachable; retrying."
-            );
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
+                waited: started.elapsed(),
+                source,
+            }),
         }
     }
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod demo;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,11 @@ enum Noun {
     /// Load generators that print throughput figures.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Write the generated data sets the project carries (demo and test data).
+    #[command(subcommand)]
+    Sample(commands::sample::SampleCommand),
+    /// Print a simulated pump fleet's telemetry as JSON lines.
+    Simulate(commands::simulate::SimulateArgs),
 }
 
 /// Exit statuses shared by every command.
@@ -50,6 +56,8 @@ fn main() -> ExitCode {
     let outcome = match cli.noun {
         Noun::Solution(command) => command.run(),
         Noun::Bench(command) => command.run(),
+        Noun::Sample(command) => command.run(),
+        Noun::Simulate(args) => args.run(),
     };
     match outcome {
         Ok(code) => code,

@@ -143,8 +143,14 @@ async fn a_service_is_not_serving_until_its_topics_exist_and_skips_a_bad_solutio
     std::fs::write(&bad, example.replacen("spec:", "spec:\n  colour: blue", 1)).expect("write");
 
     let grpc_port = free_port();
+    let metrics_port = free_port();
     let solutions = format!("{},{}", good.display(), bad.display());
-    let args = service_args(&solutions, &brokers, grpc_port, "off");
+    let args = service_args(
+        &solutions,
+        &brokers,
+        grpc_port,
+        &format!("127.0.0.1:{metrics_port}"),
+    );
     let mut child = ChildProcess::spawn("sinter-analytics", &args, &[]);
     let endpoint = format!("http://127.0.0.1:{grpc_port}");
     wait_for_status(&endpoint, ServingStatus::NotServing, &mut child).await;
@@ -165,9 +171,36 @@ async fn a_service_is_not_serving_until_its_topics_exist_and_skips_a_bad_solutio
         "the bad Solution's error is logged:\n{output}"
     );
 
+    let not_ready = http_get(metrics_port, "/ready").await;
+    assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
+    let alive = http_get(metrics_port, "/health").await;
+    assert!(alive.starts_with("HTTP/1.1 200"), "{alive}");
+
     provision(&good, &brokers);
     wait_for_status(&endpoint, ServingStatus::Serving, &mut child).await;
+    let ready = http_get(metrics_port, "/ready").await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     assert_eq!(child.terminate(Duration::from_secs(15)), Some(0));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn an_empty_token_file_is_refused_before_the_bus_is_tried() {
+    let dir = std::env::temp_dir().join(format!("sinter-e2e-tokens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tokens = dir.join("tokens.txt");
+    std::fs::write(&tokens, "# to be filled in\n").expect("write");
+    let solution = sinter_tests::example_solution();
+    let mut args = service_args(
+        &solution.display().to_string(),
+        "127.0.0.1:9",
+        free_port(),
+        "off",
+    );
+    args.extend(["--token-file".to_owned(), tokens.display().to_string()]);
+    let (code, output) = process::run("sinter-ingest", &args);
+    assert_ne!(code, 0, "{output}");
+    assert!(output.contains("holds no token"), "{output}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

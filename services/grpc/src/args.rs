@@ -45,13 +45,28 @@ impl GrpcArgs {
     }
 
     /// The accepted tokens from the file and the variable together.
+    ///
+    /// A token file or list that was given but holds no token is an error: an empty
+    /// secret must not quietly turn authentication off.
     pub fn load_tokens(&self) -> Result<Tokens, AuthError> {
         let mut tokens = Tokens::default();
         if let Some(path) = &self.token_file {
-            tokens.extend(Tokens::from_file(path)?);
+            let from_file = Tokens::from_file(path)?;
+            if from_file.is_empty() {
+                return Err(AuthError::NoTokens {
+                    what: format!("token file {}", path.display()),
+                });
+            }
+            tokens.extend(from_file);
         }
         if let Some(list) = &self.tokens {
-            tokens.extend(Tokens::from_list(list));
+            let from_list = Tokens::from_list(list);
+            if from_list.is_empty() {
+                return Err(AuthError::NoTokens {
+                    what: "--tokens (SINTER_TOKENS)".to_owned(),
+                });
+            }
+            tokens.extend(from_list);
         }
         Ok(tokens)
     }
@@ -68,5 +83,33 @@ impl GrpcArgs {
         };
         let identity = Identity::from_pem(read(cert)?, read(key)?);
         Ok(Some(ServerTlsConfig::new().identity(identity)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_token_source_is_refused() {
+        let mut args = GrpcArgs::loopback();
+        args.tokens = Some(" , ".to_owned());
+        let err = args.load_tokens().expect_err("empty list");
+        assert!(err.to_string().contains("holds no token"), "{err}");
+
+        let path = std::env::temp_dir().join(format!("sinter-empty-{}", std::process::id()));
+        std::fs::write(&path, "# nothing yet\n\n").expect("write");
+        let mut args = GrpcArgs::loopback();
+        args.token_file = Some(path.clone());
+        let err = args.load_tokens().expect_err("empty file");
+        assert!(err.to_string().contains("token file"), "{err}");
+        std::fs::remove_file(&path).ok();
+
+        assert!(
+            GrpcArgs::loopback()
+                .load_tokens()
+                .expect("none given")
+                .is_empty()
+        );
     }
 }

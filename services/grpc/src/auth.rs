@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
@@ -16,6 +17,8 @@ pub enum AuthError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{what} holds no token; leave it out to run without authentication")]
+    NoTokens { what: String },
 }
 
 /// The set of accepted bearer tokens. Empty means authentication is off.
@@ -68,11 +71,15 @@ impl Tokens {
         self.0.len()
     }
 
-    /// Whether `candidate` is one of the tokens, compared in constant time.
+    /// Whether `candidate` is one of the tokens. Digests of equal length are compared in
+    /// constant time, so neither a token's content nor its length leaks through timing.
     fn accepts(&self, candidate: &[u8]) -> bool {
+        let candidate = Sha256::digest(candidate);
         let mut found = subtle::Choice::from(0);
         for token in &self.0 {
-            found |= token.as_bytes().ct_eq(candidate);
+            found |= Sha256::digest(token.as_bytes())
+                .as_slice()
+                .ct_eq(candidate.as_slice());
         }
         found.into()
     }

@@ -168,12 +168,16 @@ impl GrpcServer {
             tracing::warn!(services = ?self.services,
                 "No bearer tokens configured: the gRPC API is open to anyone who can reach it.");
         }
-        tracing::info!(addr = ?listener.local_addr().ok(), services = ?self.services,
-            tls = self.tls.is_some(), "Serving gRPC.");
-
+        let tls = self.tls.is_some();
         let mut builder = Server::builder();
-        if let Some(tls) = self.tls.take() {
-            builder = builder.tls_config(tls).map_err(GrpcError::Transport)?;
+        if let Some(config) = self.tls.take() {
+            builder = builder.tls_config(config).map_err(GrpcError::Transport)?;
+        }
+        match listener.local_addr() {
+            Ok(addr) => {
+                tracing::info!(%addr, services = ?self.services, tls, "Serving gRPC.");
+            }
+            Err(_) => tracing::info!(services = ?self.services, tls, "Serving gRPC."),
         }
         let router = builder.add_routes(self.routes.routes());
         let incoming = TcpListenerStream::new(listener);

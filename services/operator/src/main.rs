@@ -19,7 +19,12 @@ enum Command {
     /// Create the topics of one or more Solutions on the bus (existing ones are kept).
     Topics {
         /// Solution files.
-        #[arg(long = "solution", required = true, value_delimiter = ',')]
+        #[arg(
+            long = "solution",
+            env = "SINTER_SOLUTION",
+            required = true,
+            value_delimiter = ','
+        )]
         solutions: Vec<PathBuf>,
         /// The bus: kafka://host:port[,host:port].
         #[arg(long, env = "SINTER_BUS", default_value = "kafka://127.0.0.1:9092")]

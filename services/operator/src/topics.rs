@@ -25,8 +25,7 @@ pub async fn provision(bus: &dyn Bus, solution: &Solution) -> Result<Vec<TopicSp
     let planned = plan(solution);
     for spec in &planned {
         bus.ensure_topic(spec).await?;
-        tracing::info!(solution = %solution.qualified_name(), topic = %spec.name,
-            partitions = spec.partitions, "Topic ready.");
+        tracing::info!(solution = %solution.qualified_name(), topic = %spec.name, "Topic ready.");
     }
     Ok(planned)
 }

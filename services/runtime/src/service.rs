@@ -148,15 +148,7 @@ where
         });
     }
     let solutions = Arc::new(loaded.solutions);
-    let bus = connect_until_up(spec, args).await?;
-    let context = ServiceContext {
-        solutions: solutions.clone(),
-        bus: bus.clone(),
-        clock: Arc::new(SystemClock),
-        shutdown: shutdown.clone(),
-    };
-    let service = build(context).await.map_err(RuntimeError::Build)?;
-
+    // Settings errors are reported at once, not after the bus answers.
     let tokens = args
         .grpc
         .load_tokens()
@@ -165,6 +157,18 @@ where
         .grpc
         .load_tls()
         .map_err(|err| RuntimeError::GrpcSettings(err.into()))?;
+    let Some(bus) = until_shutdown(&shutdown, connect_until_up(spec, args)).await else {
+        return Ok(());
+    };
+    let bus = bus?;
+    let context = ServiceContext {
+        solutions: solutions.clone(),
+        bus: bus.clone(),
+        clock: Arc::new(SystemClock),
+        shutdown: shutdown.clone(),
+    };
+    let service = build(context).await.map_err(RuntimeError::Build)?;
+
     let server = service.register(GrpcServer::new(Auth::new(tokens)).with_tls(tls));
     let server = server.not_ready_at_start();
     let health = server.health();
@@ -175,10 +179,12 @@ where
         .map_err(RuntimeError::Grpc)?;
     let mut grpc_task = tokio::spawn(serving);
 
+    let ready = sinter_telemetry::Readiness::default();
     if let Some(addr) = args.telemetry.metrics_socket() {
         sinter_telemetry::serve_metrics(
             addr,
             telemetry.registry().clone(),
+            ready.clone(),
             shutdown.clone().wait(),
         )
         .await
@@ -186,7 +192,13 @@ where
     }
 
     let topics: Vec<String> = solutions.iter().flat_map(|s| spec.topics(s)).collect();
-    wait_for_topics(bus.as_ref(), &topics).await;
+    if until_shutdown(&shutdown, wait_for_topics(bus.as_ref(), &topics))
+        .await
+        .is_none()
+    {
+        return Ok(());
+    }
+    ready.set(true);
     health.set_service_status("", ServingStatus::Serving).await;
     for name in &api_services {
         health
@@ -219,6 +231,17 @@ where
         }
     };
     work.and(served)
+}
+
+/// Run `work` unless shutdown comes first; `None` when it did.
+async fn until_shutdown<T>(
+    shutdown: &Shutdown,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        result = work => Some(result),
+        () = shutdown.clone().wait() => None,
+    }
 }
 
 /// Retry connecting to the bus until it answers; each attempt already retries inside.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sinter_core::{Solution, ValidationErrors};
+use sinter_core::{Solution, ValidationError, ValidationErrors};
 
 /// The Solutions that loaded, and the files that did not with their errors.
 #[derive(Debug, Default)]
@@ -15,8 +15,30 @@ pub struct LoadedSolutions {
 /// Load every file; log each refused one with every error it has.
 pub fn load_solutions(paths: &[PathBuf]) -> LoadedSolutions {
     let mut loaded = LoadedSolutions::default();
-    for path in paths {
+    for given in paths {
+        // `--solution a.yaml, b.yaml` splits into "a.yaml" and " b.yaml".
+        let path = PathBuf::from(given.to_string_lossy().trim());
+        let path = &path;
         match load_one(path) {
+            Ok(solution)
+                if loaded
+                    .solutions
+                    .iter()
+                    .any(|s| s.qualified_name() == solution.qualified_name()) =>
+            {
+                let error = ValidationError::new(
+                    "metadata.name",
+                    format!(
+                        "Solution {} is already loaded from another file; each Solution runs once",
+                        solution.qualified_name()
+                    ),
+                );
+                tracing::error!(file = %path.display(), path = %error.path,
+                    reason = %error.message, "Solution refused.");
+                loaded
+                    .refused
+                    .push((path.clone(), ValidationErrors::single(error)));
+            }
             Ok(solution) => {
                 tracing::info!(file = %path.display(),
                     solution = %format!("{}/{}", solution.namespace(), solution.name()),
@@ -37,4 +59,31 @@ pub fn load_solutions(paths: &[PathBuf]) -> LoadedSolutions {
 
 fn load_one(path: &Path) -> Result<Solution, ValidationErrors> {
     Solution::from_path(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/pump-health.yaml"
+        ))
+    }
+
+    #[test]
+    fn the_same_solution_twice_is_refused_the_second_time() {
+        let loaded = load_solutions(&[example(), example()]);
+        assert_eq!(loaded.solutions.len(), 1);
+        assert_eq!(loaded.refused.len(), 1);
+        assert!(loaded.refused[0].1.to_string().contains("already loaded"));
+    }
+
+    #[test]
+    fn spaces_around_listed_paths_are_ignored() {
+        let spaced = PathBuf::from(format!(" {}", example().display()));
+        let loaded = load_solutions(&[spaced]);
+        assert_eq!(loaded.solutions.len(), 1, "{:?}", loaded.refused);
+    }
 }

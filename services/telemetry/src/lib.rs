@@ -14,5 +14,5 @@ mod http;
 mod setup;
 
 pub use args::{LogFormat, MetricsAddr, TelemetryArgs};
-pub use http::{metrics_router, serve_metrics};
+pub use http::{Readiness, metrics_router, serve_metrics};
 pub use setup::{Telemetry, TelemetryError, init};

@@ -22,9 +22,11 @@ async fn counters_reach_the_prometheus_endpoint() {
     counter.add(3, &[opentelemetry::KeyValue::new("transport", "grpc")]);
     counter.add(2, &[opentelemetry::KeyValue::new("transport", "mqtt")]);
 
+    let ready = sinter_telemetry::Readiness::default();
     let (addr, _task) = sinter_telemetry::serve_metrics(
         "127.0.0.1:0".parse().expect("addr"),
         telemetry.registry().clone(),
+        ready.clone(),
         std::future::pending(),
     )
     .await
@@ -44,5 +46,10 @@ async fn counters_reach_the_prometheus_endpoint() {
         health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
         "{health}"
     );
+    let not_ready = http_get(addr, "/ready").await;
+    assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
+    ready.set(true);
+    let ready_now = http_get(addr, "/ready").await;
+    assert!(ready_now.starts_with("HTTP/1.1 200"), "{ready_now}");
     telemetry.shutdown();
 }

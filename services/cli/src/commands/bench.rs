@@ -16,8 +16,8 @@ pub(crate) enum BenchCommand {
     /// Records per second through the embedded bus and, with `--kafka`, a Kafka bus:
     /// sending alone, then sending while a consumer group reads.
     Bus {
-        /// Kafka bootstrap servers (host:port[,host:port]); without it only the embedded
-        /// bus is measured.
+        /// Kafka bootstrap servers (`host:port[,host:port]`, or a `kafka://` bus URL);
+        /// without it only the embedded bus is measured.
         #[arg(long, value_name = "BROKERS")]
         kafka: Option<String>,
         /// Records sent in each phase.
@@ -30,7 +30,8 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         partitions: i32,
         /// Sends awaited at once.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 10_000,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         in_flight: usize,
     },
 }
@@ -38,6 +39,13 @@ pub(crate) enum BenchCommand {
 impl BenchCommand {
     /// Run the benchmark on a fresh Tokio runtime.
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        // Warnings (an unreachable broker, retries) go to standard error.
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
         let runtime = tokio::runtime::Runtime::new().context("cannot start the Tokio runtime")?;
         runtime.block_on(self.run_async())
     }
@@ -63,6 +71,8 @@ impl BenchCommand {
                 print!("{embedded_report}");
                 drop(embedded);
                 if let Some(brokers) = kafka {
+                    let brokers = brokers.trim_start_matches("kafka://").to_owned();
+                    eprintln!("connecting to Kafka at {brokers} ...");
                     let bus = KafkaBus::connect(KafkaConfig::new(brokers))
                         .await
                         .context("cannot reach the Kafka brokers")?;

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use sinter_core::{Clock, SystemClock, Timestamp};
 use sinter_proto::ingest::v1::ReadingInput;
@@ -28,13 +27,29 @@ pub(crate) struct SimulateArgs {
     /// Pace the output in real time instead of printing as fast as possible.
     #[arg(long)]
     realtime: bool,
-    /// Seed of the simulation: the same seed gives the same readings.
+    /// Seed of the simulation: the same seed gives the same values (timestamps start
+    /// at the current time).
     #[arg(long, default_value_t = 17)]
     seed: u64,
 }
 
 impl SimulateArgs {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        match self.print() {
+            // A reader that stops early (`| head`) ends the simulation, not an error.
+            Err(err)
+                if err
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                Ok(exit::OK)
+            }
+            other => other,
+        }
+    }
+
+    fn print(self) -> anyhow::Result<ExitCode> {
+        anyhow::ensure!(self.pumps > 0, "--pumps must be at least 1");
         anyhow::ensure!(
             !self.interval.is_zero(),
             "--interval must be longer than zero"
@@ -62,12 +77,11 @@ impl SimulateArgs {
             let at = start.saturating_add(self.interval.mul_f64(tick as f64));
             if self.realtime {
                 let wait = at.duration_since(SystemClock.now());
-                out.flush().context("cannot write to standard output")?;
+                out.flush()?;
                 std::thread::sleep(wait);
             }
             for reading in fleet.tick(at) {
-                writeln!(out, "{}", json_line(&reading, at))
-                    .context("cannot write to standard output")?;
+                writeln!(out, "{}", json_line(&reading, at))?;
             }
             let faults: Vec<(String, FaultKind)> = fleet
                 .faults()
@@ -80,7 +94,7 @@ impl SimulateArgs {
             }
             announced = faults;
         }
-        out.flush().context("cannot write to standard output")?;
+        out.flush()?;
         Ok(exit::OK)
     }
 }

@@ -29,9 +29,14 @@ const CEL_TYPE_NAMES: [&str; 11] = [
 impl CelExpression {
     /// Compile `source` and check that every free variable is one of `variables`.
     pub(crate) fn check(source: &str, variables: &BTreeSet<String>) -> Result<Self, String> {
-        let program = cel::Program::compile(source).map_err(|errors| describe_cel(&errors))?;
-        let mut free = BTreeSet::new();
-        free_variables(program.expression(), &mut Vec::new(), &mut free);
+        check_size(source)?;
+        let owned = source.to_owned();
+        let free = on_parser_stack(move || {
+            let program = cel::Program::compile(&owned).map_err(|errors| describe_cel(&errors))?;
+            let mut free = BTreeSet::new();
+            free_variables(program.expression(), &mut Vec::new(), &mut free);
+            Ok::<_, String>(free)
+        })??;
         let unknown: Vec<String> = free
             .into_iter()
             .filter(|name| !variables.contains(name) && !CEL_TYPE_NAMES.contains(&name.as_str()))
@@ -57,7 +62,12 @@ impl CelExpression {
     /// Compile the expression for evaluation. It compiled when the Solution was checked, so
     /// this fails only if the `cel` crate changed its mind in between.
     pub fn compile(&self) -> Result<cel::Program, cel::ParseErrors> {
-        cel::Program::compile(&self.source)
+        let source = self.source.clone();
+        match on_parser_stack(move || cel::Program::compile(&source)) {
+            Ok(result) => result,
+            // Only a panic inside the parser lands here; report it as a parse failure.
+            Err(message) => cel::Program::compile(&format!("error: {message}")),
+        }
     }
 }
 
@@ -71,6 +81,74 @@ impl serde::Serialize for CelExpression {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.source)
     }
+}
+
+/// The longest `when` expression accepted, in bytes.
+const MAX_EXPRESSION_BYTES: usize = 4096;
+/// The deepest nesting of brackets accepted. The CEL parser recurses once per level, so
+/// without a bound a deeply nested expression would exhaust the stack of whatever
+/// process reads the Solution.
+const MAX_NESTING: usize = 32;
+
+/// The stack the CEL parser runs on. It recurses deeply for each level of nesting (in a
+/// debug build some hundred kilobytes a level), more than a test thread's or a Tokio
+/// worker's stack holds; a thread of its own keeps every caller safe. Only touched
+/// pages are committed, so the size costs address space, not memory.
+const PARSER_STACK_BYTES: usize = 256 << 20;
+
+/// Run `work` (parsing and walking a CEL expression) on a thread with a large stack.
+fn on_parser_stack<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let thread = std::thread::Builder::new()
+        .name("cel-parser".to_owned())
+        .stack_size(PARSER_STACK_BYTES)
+        .spawn(work)
+        .map_err(|err| format!("cannot start the expression parser: {err}"))?;
+    thread
+        .join()
+        .map_err(|_| "the expression parser failed on this expression".to_owned())
+}
+
+/// Refuse expressions too long or too deeply nested to parse safely.
+fn check_size(source: &str) -> Result<(), String> {
+    if source.len() > MAX_EXPRESSION_BYTES {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_EXPRESSION_BYTES} are accepted",
+            source.len()
+        ));
+    }
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in source.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(format!(
+            "nests brackets {deepest} levels deep; at most {MAX_NESTING} are accepted"
+        ));
+    }
+    Ok(())
 }
 
 /// One clause per CEL syntax error: `CEL syntax error at 1:45: unexpected end of expression`.
@@ -248,6 +326,31 @@ mod tests {
             .into_iter()
             .map(str::to_owned)
             .collect()
+    }
+
+    #[test]
+    fn refuses_expressions_nested_too_deep_to_parse_safely() {
+        let deep = format!("{}true{}", "(".repeat(60), ")".repeat(60));
+        let err = CelExpression::check(&deep, &known()).unwrap_err();
+        assert!(err.contains("60 levels deep"), "{err}");
+        let fine = format!("{}true{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(CelExpression::check(&fine, &known()).is_ok());
+        // Brackets inside string literals do not count.
+        let quoted = format!("detection.metric == \"{}\"", "(".repeat(100));
+        assert!(CelExpression::check(&quoted, &known()).is_ok());
+    }
+
+    #[test]
+    fn long_chains_within_the_size_limit_parse_without_exhausting_the_stack() {
+        let chain = vec!["true"; 500].join(" || ");
+        assert!(chain.len() <= MAX_EXPRESSION_BYTES);
+        let checked = CelExpression::check(&chain, &known());
+        assert!(checked.is_ok(), "{checked:?}");
+        let unary = format!("{}true", "!".repeat(MAX_EXPRESSION_BYTES - 4));
+        let _ = CelExpression::check(&unary, &known());
+        let too_long = vec!["true"; 1200].join(" || ");
+        let err = CelExpression::check(&too_long, &known()).unwrap_err();
+        assert!(err.contains("at most 4096"), "{err}");
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub struct AnalyticsRule {
     pub device_type: Option<String>,
     /// How readings are grouped in time.
     pub window: Window,
-    /// What is looked for in each window (`detect` in YAML); at least one.
+    /// What is looked for in each window (`detect` in YAML). It must be written; an
+    /// empty list asks for window aggregates (insights) only.
     #[serde(rename = "detect")]
     pub detectors: Vec<Detector>,
 }
@@ -141,9 +142,11 @@ fn build_window(raw: Node<RawWindow>, path: &Path, problems: &mut Problems) -> W
     let size = raw
         .size
         .required(&size_path, problems)
-        .positive_duration(&size_path, problems);
+        .bounded_duration(&size_path, problems, MIN_WINDOW, MAX_WINDOW);
     let every_path = path.field("every");
-    let every = raw.every.positive_duration(&every_path, problems);
+    let every = raw
+        .every
+        .bounded_duration(&every_path, problems, MIN_WINDOW, MAX_WINDOW);
     if let (Some(size), Some(every)) = (size, every)
         && every > size
     {
@@ -181,6 +184,11 @@ fn build_window(raw: Node<RawWindow>, path: &Path, problems: &mut Problems) -> W
         offset: offset.unwrap_or(Duration::ZERO),
     }
 }
+
+/// The shortest window or hop: below a second, windows outnumber readings.
+const MIN_WINDOW: Duration = Duration::from_secs(1);
+/// The longest window: a month of state per device and metric.
+const MAX_WINDOW: Duration = Duration::from_secs(31 * 86_400);
 
 /// Check that the rule's metric and device type exist, and that each detector suits the
 /// metric: a number where it needs one, levels within the metric's plausible range.
@@ -395,6 +403,12 @@ mod tests {
         assert_eq!(
             found,
             ["spec.analytics[0].window.offset: offset (1m) must be shorter than every (1m)"]
+        );
+        let found = rule_errors("temp", "{size: 1ns}", "[{silence: {after: 1h}}]");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("window.size: 1ns is outside 1s..31d"),
+            "{found:?}"
         );
         let found = rule_errors("temp", "{every: 1m}", "[{silence: {after: 1h}}]");
         assert_eq!(found, ["spec.analytics[0].window.size: is required"]);

@@ -378,7 +378,12 @@ fn build_topics(raw: Node<RawTopics>, path: &Path, problems: &mut Problems) -> T
         partitions: partitions.unwrap_or(defaults.partitions),
         retention: raw
             .retention
-            .positive_duration(&path.field("retention"), problems)
+            .bounded_duration(
+                &path.field("retention"),
+                problems,
+                Duration::from_secs(60),
+                Duration::from_secs(10 * 365 * 86_400),
+            )
             .unwrap_or(defaults.retention),
         replication_factor: replication_factor.unwrap_or(defaults.replication_factor),
     }

@@ -127,6 +127,30 @@ impl Scalar {
         Some(duration)
     }
 
+    /// A duration within `min..=max`, both inclusive.
+    pub(crate) fn bounded_duration(
+        &self,
+        path: &Path,
+        problems: &mut Problems,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
+        let duration = self.positive_duration(path, problems)?;
+        if duration < min || duration > max {
+            problems.report(
+                path,
+                format!(
+                    "{} is outside {}..{}",
+                    super::duration::format(duration),
+                    super::duration::format(min),
+                    super::duration::format(max)
+                ),
+            );
+            return None;
+        }
+        Some(duration)
+    }
+
     /// One of the words of `K`.
     pub(crate) fn keyword<K: Keyword>(&self, path: &Path, problems: &mut Problems) -> Option<K> {
         let value = self.0.as_ref()?;

@@ -18,6 +18,24 @@ pub struct NamedQuery {
 impl NamedQuery {
     /// Read a query; refuses positional placeholders (`?`, `$1`), naming the named ones found.
     pub fn parse(sql: &str) -> Result<Self, String> {
+        // Context providers read; the database account should be read-only too, but a
+        // query that plainly writes is refused here already.
+        let first_word: String = sql
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        if first_word != "SELECT" && first_word != "WITH" {
+            return Err(format!(
+                "a provider query reads: it must start with SELECT or WITH, not {:?}",
+                if first_word.is_empty() {
+                    sql.trim()
+                } else {
+                    first_word.as_str()
+                }
+            ));
+        }
         let scan = scan(sql);
         if !scan.positional.is_empty() {
             let found = if scan.params.is_empty() {
@@ -188,6 +206,20 @@ fn digits_end(bytes: &[u8], from: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_reading_queries_are_accepted() {
+        for writes in [
+            "DROP TABLE assets",
+            "delete from x where id = :device",
+            "",
+            "  ;",
+        ] {
+            let err = NamedQuery::parse(writes).expect_err(writes);
+            assert!(err.contains("must start with SELECT or WITH"), "{err}");
+        }
+        assert!(NamedQuery::parse("with x as (select 1) select * from x").is_ok());
+    }
 
     #[test]
     fn finds_named_parameters_in_order() {

@@ -19,7 +19,7 @@ build: install-protoc ## Build every crate and binary.
 
 test: install-protoc install-broker services ## Start what the tests need, then run every test.
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace --all-targets --no-fail-fast
+	$(CARGO) test --workspace --no-fail-fast
 
 lint: install-protoc ## rustfmt and clippy, warnings are errors.
 	$(CARGO) fmt --all -- --check

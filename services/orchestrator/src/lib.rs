@@ -1,8 +1,54 @@
 //! Sinter's orchestration service: situations become recommendations with escalations and actions.
+//!
+//! Each situation is judged by the Solution's recommendation rules ([`rules`]); a match
+//! opens a recommendation or adds an occurrence to the open one ([`situations`]), in SQL
+//! ([`store`], PostgreSQL or SQLite). People work on it over gRPC ([`api`], [`tasks`]);
+//! nobody acting escalates it on durable timers ([`escalation`]); its actions leave
+//! through a transactional outbox ([`outbox`], [`dispatch`]).
+//!
+//! `sinter dev` and tests build the service from a [`sinter_runtime::ServiceContext`]:
+//!
+//! ```no_run
+//! # async fn example(context: sinter_runtime::ServiceContext)
+//! #     -> Result<(), sinter_orchestrator::OrchestratorError> {
+//! use sinter_orchestrator::{Orchestrator, OrchestratorConfig};
+//! let config = OrchestratorConfig::new("sqlite://orchestrator.db?mode=rwc");
+//! let orchestrator = Orchestrator::build(&context, config).await?;
+//! # drop(orchestrator);
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod client;
+pub mod dispatch;
+mod error;
+pub mod escalation;
+pub mod listing;
+pub mod metrics;
+mod orchestrator;
+pub mod outbox;
+pub mod rules;
+mod service;
+pub mod situations;
+pub mod state;
+pub mod store;
+pub mod tasks;
+pub mod variables;
+
+use std::time::Duration;
 
 use sinter_core::topic::Stream;
 use sinter_runtime::{ServiceArgs, ServiceSpec};
+
+pub use api::OrchestratorApi;
+pub use error::OrchestratorError;
+pub use orchestrator::{DeliveryPolicy, Orchestrator, OrchestratorConfig, SolutionRuntime};
+pub use situations::{Applied, Position};
+pub use state::State;
+pub use store::{Backend, Store, StoreError};
+pub use tasks::{TaskError, TaskRequest};
 
 /// How `sinter-orchestrator` starts: what it reads and writes for each Solution.
 pub const SPEC: ServiceSpec = ServiceSpec {
@@ -21,14 +67,47 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 pub struct Args {
     #[command(flatten)]
     pub service: ServiceArgs,
+    /// Where recommendations, timers and the action outbox are kept:
+    /// postgres://user@host/db or sqlite://file.db?mode=rwc.
+    #[arg(
+        long,
+        env = "SINTER_ORCHESTRATOR_DATABASE_URL",
+        default_value = "sqlite://sinter-orchestrator.db?mode=rwc"
+    )]
+    pub database_url: String,
+    /// The consumer group on the situations topics.
+    #[arg(
+        long,
+        env = "SINTER_ORCHESTRATOR_GROUP",
+        default_value = "sinter-orchestrator"
+    )]
+    pub group: String,
+    /// Attempts per action delivery before it is parked.
+    #[arg(
+        long,
+        env = "SINTER_ORCHESTRATOR_DELIVERY_ATTEMPTS",
+        default_value_t = 6
+    )]
+    pub delivery_attempts: usize,
+}
+
+impl Args {
+    /// The orchestrator's configuration from these flags.
+    pub fn config(&self) -> OrchestratorConfig {
+        let mut config = OrchestratorConfig::new(self.database_url.clone());
+        config.consumer_group = self.group.clone();
+        config.delivery.attempts = self.delivery_attempts.max(1);
+        config.tick = Duration::from_secs(1);
+        config
+    }
 }
 
 /// Run the service until SIGINT or SIGTERM.
 pub async fn run(args: Args) -> Result<(), sinter_runtime::RuntimeError> {
-    // The service's own logic is not built yet: the binary serves health, reflection
-    // and metrics, and waits for its topics.
-    sinter_runtime::run(SPEC, args.service, |_context| async {
-        Ok(Box::new(sinter_runtime::Idle) as Box<dyn sinter_runtime::Service>)
+    let config = args.config();
+    sinter_runtime::run(SPEC, args.service, |context| async move {
+        let orchestrator = Orchestrator::build(&context, config).await?;
+        Ok(Box::new(orchestrator) as Box<dyn sinter_runtime::Service>)
     })
     .await
 }

@@ -1,0 +1,212 @@
+//! Full recommendation lifecycles per second on PostgreSQL: open (a situation), escalate
+//! (a due timer), acknowledge, resolve, each its own transaction as in service.
+//!
+//! `cargo bench -p sinter-orchestrator --bench lifecycles`; PostgreSQL from
+//! `SINTER_TEST_DATABASE_URL` (admin connection, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); a database of its own is made and
+//! dropped. `SINTER_BENCH_LIFECYCLES` (default 20000) and `SINTER_BENCH_CONCURRENCY`
+//! (default 16) size the run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use sinter_bus::Bus;
+use sinter_bus::embedded::EmbeddedBus;
+use sinter_core::{ManualClock, Solution, Timestamp};
+use sinter_orchestrator::{Orchestrator, OrchestratorConfig, Store, TaskRequest};
+use sinter_proto::events::v1::{
+    AssetContext, Detection, Severity, Situation, detection::Transition,
+};
+use sinter_proto::orchestrator::v1::Outcome;
+use sqlx::Connection;
+
+const SOLUTION: &str = r#"
+apiVersion: sinter.dev/v1alpha1
+kind: Solution
+metadata: {name: bench, namespace: bench}
+spec:
+  devices:
+    - type: pump
+      match: ["p-*"]
+      metrics: [{name: temp, unit: degC}]
+  recommendations:
+    - name: overheat
+      when: 'detection.metric == "temp" && asset.criticality == "high"'
+      title: 'Inspect {{ asset.name }} at {{ detection.value }} degC'
+      escalate: [{after: 15m, to: maintenance-lead}, {after: 1h, to: plant-manager}]
+      resolveWhen: manual
+      actions: [{topic: {}}]
+"#;
+
+/// Situations per transaction, as the consumer batches what waits on the bus.
+const SITUATION_BATCH: usize = 64;
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn situation(n: usize) -> Situation {
+    Situation {
+        id: format!("st-{n}"),
+        detection: Some(Detection {
+            incident_id: format!("inc-{n}"),
+            transition: Transition::Raised as i32,
+            device_id: format!("p-{n}"),
+            metric: "temp".to_owned(),
+            severity: Severity::Major as i32,
+            value: 91.5,
+            ..Detection::default()
+        }),
+        asset: Some(AssetContext {
+            asset_id: format!("a-{n}"),
+            asset_name: format!("Pump {n}"),
+            criticality: "high".to_owned(),
+            ..AssetContext::default()
+        }),
+        ..Situation::default()
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let lifecycles = env_number("SINTER_BENCH_LIFECYCLES", 20_000);
+    let concurrency = env_number("SINTER_BENCH_CONCURRENCY", 16);
+    sqlx::any::install_default_drivers();
+    let admin = std::env::var("SINTER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!(
+        "sinter_orchestrator_bench_{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut conn = sqlx::AnyConnection::connect(&admin).await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    let url = format!("{base}/{name}");
+    let result = run(&url, lifecycles, concurrency).await;
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    result
+}
+
+async fn run(url: &str, lifecycles: usize, concurrency: usize) -> anyhow::Result<()> {
+    let solution = Solution::from_yaml(SOLUTION).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let qualified = solution.qualified_name();
+    let clock = ManualClock::new(Timestamp::from_secs(1_764_756_000));
+    let store = Store::connect_with(url, u32::try_from(concurrency)?).await?;
+    let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::new());
+    let orchestrator = Orchestrator::with_store(
+        &[solution],
+        bus,
+        Arc::new(clock.clone()),
+        store,
+        OrchestratorConfig::new(url),
+    )
+    .await?;
+
+    let started = Instant::now();
+    // Situations arrive in batches, as the consumer applies what waits on the bus.
+    let batches: Vec<Vec<usize>> = (0..lifecycles)
+        .collect::<Vec<_>>()
+        .chunks(SITUATION_BATCH)
+        .map(<[usize]>::to_vec)
+        .collect();
+    let opened: Vec<Vec<String>> = futures::stream::iter(batches)
+        .map(|numbers| {
+            let orchestrator = orchestrator.clone();
+            let qualified = qualified.clone();
+            async move {
+                let batch: Vec<_> = numbers.iter().map(|n| (situation(*n), None)).collect();
+                let applied = orchestrator.apply_situations(&qualified, &batch).await?;
+                Ok::<_, anyhow::Error>(
+                    applied
+                        .into_iter()
+                        .flat_map(|applied| applied.opened)
+                        .collect(),
+                )
+            }
+        })
+        .buffer_unordered(concurrency.div_ceil(4).max(1))
+        .collect::<Vec<anyhow::Result<Vec<String>>>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let opened: Vec<String> = opened.into_iter().flatten().collect();
+    anyhow::ensure!(
+        opened.len() == lifecycles,
+        "{} of {lifecycles} opened",
+        opened.len()
+    );
+    let open_time = started.elapsed();
+
+    clock.advance(Duration::from_secs(15 * 60));
+    let escalate_started = Instant::now();
+    let mut escalated = 0;
+    loop {
+        let fired = orchestrator.fire_due_timers(1_000).await?;
+        if fired == 0 {
+            break;
+        }
+        escalated += fired;
+    }
+    anyhow::ensure!(
+        escalated == lifecycles,
+        "{escalated} of {lifecycles} escalated"
+    );
+    let escalate_time = escalate_started.elapsed();
+
+    let ack_started = Instant::now();
+    step(&orchestrator, &opened, concurrency, false).await?;
+    let ack_time = ack_started.elapsed();
+    let resolve_started = Instant::now();
+    step(&orchestrator, &opened, concurrency, true).await?;
+    let resolve_time = resolve_started.elapsed();
+    let total = started.elapsed();
+
+    let rate = |count: usize, time: Duration| count as f64 / time.as_secs_f64();
+    println!(
+        "lifecycles: {lifecycles} on PostgreSQL, concurrency {concurrency}, in {:.2}s",
+        total.as_secs_f64()
+    );
+    println!("  open        {:>9.0}/s", rate(lifecycles, open_time));
+    println!("  escalate    {:>9.0}/s", rate(lifecycles, escalate_time));
+    println!("  acknowledge {:>9.0}/s", rate(lifecycles, ack_time));
+    println!("  resolve     {:>9.0}/s", rate(lifecycles, resolve_time));
+    println!("full lifecycles/s: {:.0}", rate(lifecycles, total));
+    orchestrator.store().close().await;
+    Ok(())
+}
+
+async fn step(
+    orchestrator: &Orchestrator,
+    ids: &[String],
+    concurrency: usize,
+    resolve: bool,
+) -> anyhow::Result<()> {
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(ids)
+        .map(|id| async move {
+            let request = TaskRequest {
+                id,
+                actor: "bench",
+                comment: "",
+            };
+            if resolve {
+                orchestrator.resolve(request, Outcome::Fixed).await?;
+            } else {
+                orchestrator.acknowledge(request).await?;
+            }
+            Ok(())
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}

@@ -1,0 +1,120 @@
+-- Recommendations, their audit trail, escalation timers, the action outbox, and the
+-- consumer's progress through each Solution's situations. Times are microseconds since
+-- the Unix epoch (UTC).
+
+CREATE TABLE recommendations (
+    id TEXT PRIMARY KEY,
+    solution TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    -- The asset id, or the device id when the registry knew no asset.
+    asset_key TEXT NOT NULL,
+    asset_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    -- The encoded sinter.events.v1.Situation that opened it.
+    situation BLOB NOT NULL,
+    -- The incident of the latest raising situation: its clear ends the recommendation.
+    incident_id TEXT NOT NULL,
+    occurrences INTEGER NOT NULL,
+    assignee TEXT NOT NULL DEFAULT '',
+    escalation_level INTEGER NOT NULL DEFAULT 0,
+    escalated_to TEXT NOT NULL DEFAULT '',
+    outcome INTEGER NOT NULL DEFAULT 0,
+    opened_at INTEGER NOT NULL,
+    acknowledged_at INTEGER,
+    resolved_at INTEGER,
+    updated_at INTEGER NOT NULL
+);
+
+-- At most one active recommendation per Solution, rule and asset.
+CREATE UNIQUE INDEX recommendations_one_active
+    ON recommendations (solution, rule, asset_key)
+    WHERE state IN ('open', 'acknowledged', 'in_progress');
+CREATE INDEX recommendations_by_opening ON recommendations (solution, opened_at, id);
+CREATE INDEX recommendations_by_incident ON recommendations (solution, incident_id);
+
+CREATE TABLE recommendation_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    recommendation_id TEXT NOT NULL REFERENCES recommendations (id),
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    event TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    comment TEXT NOT NULL
+);
+CREATE INDEX recommendation_history_by_recommendation
+    ON recommendation_history (recommendation_id, seq);
+
+CREATE TABLE escalation_timers (
+    id TEXT PRIMARY KEY,
+    recommendation_id TEXT NOT NULL REFERENCES recommendations (id),
+    step INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    due_at INTEGER NOT NULL,
+    -- pending, fired, cancelled
+    state TEXT NOT NULL,
+    fired_at INTEGER
+);
+CREATE INDEX escalation_timers_due ON escalation_timers (due_at) WHERE state = 'pending';
+CREATE INDEX escalation_timers_by_recommendation ON escalation_timers (recommendation_id);
+
+CREATE TABLE action_outbox (
+    -- The sinter.events.v1.Action id, also the webhook's idempotency key.
+    id TEXT PRIMARY KEY,
+    recommendation_id TEXT NOT NULL REFERENCES recommendations (id),
+    solution TEXT NOT NULL,
+    -- webhook or topic
+    kind TEXT NOT NULL,
+    -- The URL or the topic.
+    target TEXT NOT NULL,
+    -- For webhooks: the header that carries the secret and where the secret is read
+    -- from (env:NAME or file:PATH); never the secret itself.
+    secret_header TEXT NOT NULL,
+    secret_ref TEXT NOT NULL,
+    -- The encoded sinter.events.v1.Action.
+    action BLOB NOT NULL,
+    -- pending, delivered, parked
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    parked_at INTEGER
+);
+CREATE INDEX action_outbox_pending ON action_outbox (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX action_outbox_parked ON action_outbox (solution, parked_at, id)
+    WHERE state = 'parked';
+
+-- Situations already applied: a redelivered one changes nothing.
+CREATE TABLE applied_situations (
+    solution TEXT NOT NULL,
+    situation_id TEXT NOT NULL,
+    applied_at INTEGER NOT NULL,
+    PRIMARY KEY (solution, situation_id)
+);
+
+-- Where the consumer stands in each partition of the situations topics, written in the
+-- same transaction as what the situation changed.
+CREATE TABLE consumer_positions (
+    consumer_group TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition_id INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (consumer_group, topic, partition_id)
+);
+
+-- Rules that could not be judged on a situation, for operators to look at.
+CREATE TABLE rule_failures (
+    solution TEXT NOT NULL,
+    situation_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (solution, situation_id, rule)
+);

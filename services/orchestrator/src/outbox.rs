@@ -1,0 +1,205 @@
+//! The transactional outbox: actions are written in the same transaction as the state
+//! change that causes them, and delivered afterwards (see `dispatch`).
+//!
+//! Which actions a change starts:
+//! - a recommendation is **opened**: every action of its rule (webhooks and topic records);
+//! - it **escalates** or **ends**: a topic record (trigger `ESCALATED` / `RESOLVED`, target
+//!   the escalation step's role or the assignee) for each `topic` action of its rule.
+//!   Webhooks fire on opening only, so a CMMS gets one work order per recommendation.
+
+use prost::Message;
+use serde_json::{Map, Value, json};
+use sinter_core::solution::{Action as ActionSpec, Recommendation as Rule, SecretRef};
+use sinter_core::topic::{self, Stream};
+use sinter_core::{Solution, Timestamp};
+use sinter_proto::events::v1::{Action, action::Trigger};
+use sqlx::AnyConnection;
+
+use crate::store::{RecommendationRow, StoreError};
+use crate::variables::severity_word;
+
+/// How an outbox entry is delivered.
+pub const KIND_WEBHOOK: &str = "webhook";
+pub const KIND_TOPIC: &str = "topic";
+
+/// The outbox entry states.
+pub const PENDING: &str = "pending";
+pub const DELIVERED: &str = "delivered";
+pub const PARKED: &str = "parked";
+
+/// What caused actions: the trigger, the escalation step (0 otherwise) and the target.
+#[derive(Clone, Copy, Debug)]
+pub struct Cause<'a> {
+    pub trigger: Trigger,
+    pub step: usize,
+    pub target: &'a str,
+}
+
+/// Write the actions `cause` starts for `recommendation` into the outbox.
+///
+/// `variables` are the situation's; webhook bodies also see `recommendation`. A body that
+/// does not render to a JSON object is written parked with the reason, so it shows in the
+/// API instead of vanishing.
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    solution: &Solution,
+    rule: &Rule,
+    recommendation: &RecommendationRow,
+    cause: Cause<'_>,
+    variables: &Map<String, Value>,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let mut written = 0;
+    for (index, spec) in rule.actions.iter().enumerate() {
+        if cause.trigger != Trigger::Opened && matches!(spec, ActionSpec::Webhook(_)) {
+            continue;
+        }
+        let id = action_id(&recommendation.id, cause, index);
+        let mut action = Action {
+            id: id.clone(),
+            recommendation_id: recommendation.id.clone(),
+            rule: rule.name.clone(),
+            trigger: cause.trigger as i32,
+            target: cause.target.to_owned(),
+            asset_id: recommendation.asset_id.clone(),
+            device_id: recommendation.device_id.clone(),
+            severity: recommendation.severity,
+            title: recommendation.title.clone(),
+            body_json: String::new(),
+            created_at: Some(sinter_proto::time::to_proto(now)),
+        };
+        let recommendation_value = recommendation_json(recommendation, cause);
+        let entry = match spec {
+            ActionSpec::Webhook(webhook) => {
+                let (body, error) = match render_body(webhook, variables, &recommendation_value) {
+                    Ok(body) => (body, None),
+                    Err(reason) => (String::new(), Some(reason)),
+                };
+                action.body_json = body;
+                let (secret_header, secret_ref) = match &webhook.secret_ref {
+                    Some(SecretRef::Env(name)) => (webhook.header.clone(), format!("env:{name}")),
+                    Some(SecretRef::File(path)) => {
+                        (webhook.header.clone(), format!("file:{}", path.display()))
+                    }
+                    None => (String::new(), String::new()),
+                };
+                Entry {
+                    kind: KIND_WEBHOOK,
+                    target: webhook.url.clone(),
+                    secret_header,
+                    secret_ref,
+                    error,
+                }
+            }
+            ActionSpec::Topic(_) => {
+                action.body_json = recommendation_value.to_string();
+                Entry {
+                    kind: KIND_TOPIC,
+                    target: topic::name(solution.namespace(), solution.name(), Stream::Actions),
+                    secret_header: String::new(),
+                    secret_ref: String::new(),
+                    error: None,
+                }
+            }
+        };
+        let (state, parked_at) = match entry.error {
+            Some(_) => (PARKED, Some(now.as_micros())),
+            None => (PENDING, None),
+        };
+        let result = sqlx::query(
+            "INSERT INTO action_outbox (id, recommendation_id, solution, kind, target, \
+             secret_header, secret_ref, action, state, attempts, last_error, created_at, \
+             next_attempt_at, parked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $11, $12) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&recommendation.id)
+        .bind(&recommendation.solution)
+        .bind(entry.kind)
+        .bind(&entry.target)
+        .bind(&entry.secret_header)
+        .bind(&entry.secret_ref)
+        .bind(action.encode_to_vec())
+        .bind(state)
+        .bind(entry.error.unwrap_or_default())
+        .bind(now.as_micros())
+        .bind(parked_at)
+        .execute(&mut *conn)
+        .await?;
+        written += usize::try_from(result.rows_affected()).unwrap_or_default();
+    }
+    Ok(written)
+}
+
+struct Entry {
+    kind: &'static str,
+    target: String,
+    secret_header: String,
+    secret_ref: String,
+    error: Option<String>,
+}
+
+/// The action's id, and so the webhook's idempotency key: the recommendation, what
+/// caused it (trigger and escalation step) and which of the rule's actions it is.
+pub fn action_id(recommendation_id: &str, cause: Cause<'_>, index: usize) -> String {
+    let trigger = cause.trigger.as_str_name();
+    sinter_core::id::derive(
+        "ac",
+        &[
+            recommendation_id.as_bytes(),
+            trigger.as_bytes(),
+            cause.step.to_string().as_bytes(),
+            index.to_string().as_bytes(),
+        ],
+    )
+}
+
+/// The `recommendation` variable of webhook bodies, also the topic record's body.
+fn recommendation_json(recommendation: &RecommendationRow, cause: Cause<'_>) -> Value {
+    let severity = sinter_proto::events::v1::Severity::try_from(recommendation.severity)
+        .map(severity_word)
+        .unwrap_or_default();
+    let trigger = match cause.trigger {
+        Trigger::Opened => "opened",
+        Trigger::Escalated => "escalated",
+        Trigger::Resolved => "resolved",
+        Trigger::Unspecified => "",
+    };
+    json!({
+        "id": recommendation.id,
+        "solution": recommendation.solution,
+        "rule": recommendation.rule,
+        "state": recommendation.state.as_str(),
+        "title": recommendation.title,
+        "description": recommendation.description,
+        "severity": severity,
+        "assetId": recommendation.asset_id,
+        "deviceId": recommendation.device_id,
+        "occurrences": recommendation.occurrences,
+        "escalationLevel": recommendation.escalation_level,
+        "assignee": recommendation.assignee,
+        "trigger": trigger,
+        "target": cause.target,
+    })
+}
+
+fn render_body(
+    webhook: &sinter_core::solution::WebhookAction,
+    variables: &Map<String, Value>,
+    recommendation: &Value,
+) -> Result<String, String> {
+    let Some(template) = &webhook.body else {
+        return Ok(recommendation.to_string());
+    };
+    let mut context = variables.clone();
+    context.insert("recommendation".into(), recommendation.clone());
+    let body = template
+        .render(&context)
+        .map_err(|error| format!("the webhook body does not render: {error}"))?;
+    match serde_json::from_str::<Value>(&body) {
+        Ok(Value::Object(_)) => Ok(body),
+        Ok(_) => Err("the webhook body renders to JSON that is not an object".to_owned()),
+        Err(error) => Err(format!("the webhook body renders to invalid JSON: {error}")),
+    }
+}

@@ -1,0 +1,111 @@
+//! Checks of registry fields, each error naming the field and the reason.
+
+use crate::error::RegistryError;
+
+/// Criticalities an asset may have, lowest first.
+pub const CRITICALITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+/// Longest id accepted.
+const MAX_ID_LEN: usize = 200;
+
+/// An id: not empty, at most 200 characters, no whitespace or control characters.
+pub fn id(field: &str, value: &str) -> Result<(), RegistryError> {
+    if value.is_empty() {
+        return Err(RegistryError::invalid(field, "is required"));
+    }
+    if value.chars().count() > MAX_ID_LEN {
+        return Err(RegistryError::invalid(
+            field,
+            format!("is longer than {MAX_ID_LEN} characters"),
+        ));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(RegistryError::invalid(
+            field,
+            format!("{value:?} has whitespace or control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A required text: not empty after trimming.
+pub fn required(field: &str, value: &str) -> Result<(), RegistryError> {
+    if value.trim().is_empty() {
+        return Err(RegistryError::invalid(field, "is required"));
+    }
+    Ok(())
+}
+
+/// A criticality from [`CRITICALITIES`].
+pub fn criticality(field: &str, value: &str) -> Result<(), RegistryError> {
+    if CRITICALITIES.contains(&value) {
+        return Ok(());
+    }
+    Err(RegistryError::invalid(
+        field,
+        format!("{value:?} is not one of {}", CRITICALITIES.join(", ")),
+    ))
+}
+
+/// Attributes: a JSON object (empty text means `{}`), returned in compact form.
+pub fn attributes(field: &str, value: &str) -> Result<String, RegistryError> {
+    if value.trim().is_empty() {
+        return Ok("{}".to_owned());
+    }
+    match serde_json::from_str::<serde_json::Value>(value) {
+        Ok(parsed @ serde_json::Value::Object(_)) => Ok(parsed.to_string()),
+        Ok(other) => Err(RegistryError::invalid(
+            field,
+            format!("must be a JSON object, not {}", json_kind(&other)),
+        )),
+        Err(error) => Err(RegistryError::invalid(
+            field,
+            format!("is not valid JSON: {error}"),
+        )),
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field_and_the_reason() {
+        let error = id("asset.id", "a b").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "asset.id: \"a b\" has whitespace or control characters"
+        );
+        assert_eq!(
+            criticality("asset.criticality", "urgent")
+                .unwrap_err()
+                .to_string(),
+            "asset.criticality: \"urgent\" is not one of low, medium, high, critical"
+        );
+        assert_eq!(
+            attributes("asset.attributes_json", "[1]")
+                .unwrap_err()
+                .to_string(),
+            "asset.attributes_json: must be a JSON object, not an array"
+        );
+        assert!(
+            attributes("x", "{")
+                .unwrap_err()
+                .to_string()
+                .starts_with("x: is not valid JSON")
+        );
+        assert_eq!(attributes("x", " {\"kw\": 75} ").unwrap(), "{\"kw\":75}");
+        assert_eq!(attributes("x", "").unwrap(), "{}");
+    }
+}

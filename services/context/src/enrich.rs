@@ -101,10 +101,15 @@ impl Enricher {
         detection: Detection,
     ) -> Result<Situation, RegistryError> {
         let lookup = self.lookup(&detection.device_id).await?;
+        let asset = match lookup.as_ref() {
+            DeviceLookup::Bound(context) => Some(&**context),
+            DeviceLookup::Unknown | DeviceLookup::Unbound => None,
+        };
         let values = QueryValues {
             detection: &detection,
             namespace: &solution.namespace,
             solution: &solution.name,
+            asset,
         };
         let providers = futures::future::join_all(
             solution

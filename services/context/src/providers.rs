@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sinter_core::solution::{DatabaseUrl, Provider};
-use sinter_proto::events::v1::{Detection, ProviderResult, Severity};
+use sinter_proto::events::v1::{AssetContext, Detection, ProviderResult, Severity};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Column, Executor, Row};
 
@@ -38,12 +38,15 @@ pub struct QueryValues<'a> {
     pub detection: &'a Detection,
     pub namespace: &'a str,
     pub solution: &'a str,
+    /// The device's asset, when the registry knows it.
+    pub asset: Option<&'a AssetContext>,
 }
 
 enum Value<'a> {
     Text(&'a str),
     Owned(String),
     Number(f64),
+    Null,
 }
 
 impl<'a> QueryValues<'a> {
@@ -58,6 +61,18 @@ impl<'a> QueryValues<'a> {
             "value" => Value::Number(detection.value),
             "namespace" => Value::Text(self.namespace),
             "solution" => Value::Text(self.solution),
+            "assetId" | "assetExternalId" | "assetName" | "criticality" | "ownerTeam"
+            | "siteId" => match self.asset {
+                None => Value::Null,
+                Some(asset) => Value::Text(match name {
+                    "assetId" => &asset.asset_id,
+                    "assetExternalId" => &asset.external_id,
+                    "assetName" => &asset.asset_name,
+                    "criticality" => &asset.criticality,
+                    "ownerTeam" => &asset.owner_team,
+                    _ => &asset.site_id,
+                }),
+            },
             _ => return None,
         })
     }
@@ -171,6 +186,7 @@ impl ContextProvider {
                 Some(Value::Text(text)) => query.bind(text),
                 Some(Value::Owned(text)) => query.bind(text),
                 Some(Value::Number(number)) => query.bind(number),
+                Some(Value::Null) => query.bind(None::<String>),
                 None => return Err(format!("unknown query parameter :{name}")),
             };
         }

@@ -216,3 +216,44 @@ async fn sqlite_provider_binds_values_and_is_read_only() {
     assert_eq!(count, 2);
     let _ = std::fs::remove_file(file);
 }
+
+#[tokio::test]
+async fn providers_bind_the_assets_registry_fields() {
+    let registry_db = TestDatabase::sqlite();
+    let erp = TestDatabase::postgres().await;
+    let mut conn = sqlx::PgConnection::connect(&erp.url).await.unwrap();
+    sqlx::query("CREATE TABLE equipment (sap_id TEXT, warranty TEXT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO equipment VALUES ('SAP-4711', 'until 2027'), ($1, 'never')")
+        .bind(INJECTION)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let file = url_file(&erp.url);
+    let providers = [provider(
+        "warranty",
+        &file,
+        "SELECT warranty, :assetName AS asset, :criticality AS criticality FROM equipment \
+         WHERE sap_id = :assetExternalId",
+        "2s",
+    )];
+    let solution = common::solution(
+        "asset-params",
+        &format!("  context:\n    providers:\n{}", providers.join("\n")),
+    );
+    let context = SolutionContext::new(&solution);
+    let enricher = enricher(&registry_db).await;
+
+    let situation = enricher.enrich(&context, detection("p-17")).await.unwrap();
+    assert_eq!(situation.context_status(), ContextStatus::Complete);
+    let rows: serde_json::Value = serde_json::from_str(&situation.providers[0].rows_json).unwrap();
+    assert_eq!(rows[0]["warranty"], "until 2027", "{rows}");
+    assert_eq!(rows[0]["asset"], "Pump P-17", "{rows}");
+
+    // An unknown device has no asset: its parameters are NULL and match nothing.
+    let unknown = enricher.enrich(&context, detection("p-99")).await.unwrap();
+    assert_eq!(unknown.context_status(), ContextStatus::MissingAsset);
+    assert_eq!(unknown.providers[0].rows_json, "[]");
+}

@@ -15,7 +15,10 @@ use super::recommendations::SITUATION_VARIABLES;
 use super::sql::NamedQuery;
 
 /// The parameters a provider's query may use: fields of the detection being joined.
-pub const QUERY_PARAMETERS: [&str; 8] = [
+///
+/// The `asset*`, `criticality`, `ownerTeam` and `siteId` parameters come from the asset
+/// registry; they are NULL when the registry does not know the device.
+pub const QUERY_PARAMETERS: [&str; 14] = [
     "device",
     "deviceType",
     "metric",
@@ -24,6 +27,12 @@ pub const QUERY_PARAMETERS: [&str; 8] = [
     "value",
     "namespace",
     "solution",
+    "assetId",
+    "assetExternalId",
+    "assetName",
+    "criticality",
+    "ownerTeam",
+    "siteId",
 ];
 
 /// Where enterprise context comes from.

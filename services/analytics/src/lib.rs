@@ -1,5 +1,18 @@
-//! Sinter's analytics service: event-time windows and detectors that turn telemetry into insights and detections.
+//! Sinter's analytics service: event-time windows and detectors that turn telemetry into
+//! insights and detections.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod convert;
+pub mod detect;
+pub mod engine;
+pub mod nab;
+pub mod service;
+pub mod stats;
+pub mod store;
+pub mod window;
+
+pub use service::{Analytics, AnalyticsConfig, AnalyticsError};
 
 use sinter_core::topic::Stream;
 use sinter_runtime::{ServiceArgs, ServiceSpec};
@@ -21,14 +34,31 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 pub struct Args {
     #[command(flatten)]
     pub service: ServiceArgs,
+    /// Where detector and window state is checkpointed with the consumer offsets
+    /// (`postgres://...`, `sqlite:FILE?mode=rwc`). The default keeps it in memory only, so a
+    /// restart starts from nothing.
+    #[arg(
+        long,
+        env = "SINTER_ANALYTICS_DATABASE_URL",
+        default_value = "sqlite::memory:"
+    )]
+    pub database_url: String,
+    /// The consumer group on the telemetry topics.
+    #[arg(
+        long,
+        env = "SINTER_ANALYTICS_GROUP",
+        default_value = "sinter-analytics"
+    )]
+    pub group: String,
 }
 
 /// Run the service until SIGINT or SIGTERM.
 pub async fn run(args: Args) -> Result<(), sinter_runtime::RuntimeError> {
-    // The service's own logic is not built yet: the binary serves health, reflection
-    // and metrics, and waits for its topics.
-    sinter_runtime::run(SPEC, args.service, |_context| async {
-        Ok(Box::new(sinter_runtime::Idle) as Box<dyn sinter_runtime::Service>)
+    let mut config = AnalyticsConfig::new(args.database_url);
+    config.group = args.group;
+    sinter_runtime::run(SPEC, args.service, |context| async move {
+        let service = Analytics::build(&context, config).await?;
+        Ok(Box::new(service) as Box<dyn sinter_runtime::Service>)
     })
     .await
 }

@@ -1,0 +1,460 @@
+//! The analytics service: consume telemetry, run the core per partition, produce insights,
+//! detections and dead letters, checkpoint state with offsets, answer queries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
+use sinter_bus::{Consumer, Delivered, Producer, Rebalance, Record};
+use sinter_core::topic::{self, Stream};
+use sinter_core::{SharedClock, Timestamp};
+use sinter_proto::events::v1 as pb;
+use sinter_runtime::{BoxError, Service, ServiceContext, Shutdown};
+use tokio::sync::broadcast;
+use tracing::{Instrument, info, warn};
+
+use crate::convert;
+use crate::engine::{Output, PartitionState, Rules, Sample};
+use crate::store::{CheckpointStore, StoreError};
+
+/// How the service runs, beyond its context.
+#[derive(Clone, Debug)]
+pub struct AnalyticsConfig {
+    /// Where checkpoints live: `postgres://...` or `sqlite:...`.
+    pub database_url: String,
+    /// The consumer group on the telemetry topics.
+    pub group: String,
+    /// Checkpoint after this many records...
+    pub checkpoint_every: u64,
+    /// ...or this long after the last checkpoint, whichever comes first.
+    pub checkpoint_interval: Duration,
+    /// How often the silence timers run.
+    pub tick_interval: Duration,
+}
+
+impl AnalyticsConfig {
+    /// Defaults with checkpoints in `database_url`.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        AnalyticsConfig {
+            database_url: database_url.into(),
+            group: "sinter-analytics".into(),
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(1),
+            tick_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why the service could not be built or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    #[error("checkpoint store")]
+    Store(#[from] StoreError),
+    #[error("bus")]
+    Bus(#[from] sinter_bus::BusError),
+}
+
+/// One partition's state and where it is in the topic.
+struct Slot {
+    state: PartitionState,
+    next_offset: i64,
+    dirty: bool,
+}
+
+/// One Solution as the service runs it.
+pub(crate) struct SolutionRun {
+    pub(crate) key: String,
+    pub(crate) rules: Rules,
+    telemetry: String,
+    insights: String,
+    detections: String,
+    deadletter: String,
+    partitions: Mutex<HashMap<i32, Slot>>,
+}
+
+impl SolutionRun {
+    fn slots(&self) -> MutexGuard<'_, HashMap<i32, Slot>> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Run `f` over every partition state held, for queries.
+    pub(crate) fn each_state<T>(&self, mut f: impl FnMut(&PartitionState) -> Vec<T>) -> Vec<T> {
+        self.slots()
+            .values()
+            .flat_map(|slot| f(&slot.state))
+            .collect()
+    }
+}
+
+/// What the gRPC API shares with the consuming loop.
+pub(crate) struct Shared {
+    pub(crate) solutions: Vec<SolutionRun>,
+    pub(crate) detections: broadcast::Sender<(String, pb::Detection)>,
+}
+
+struct Metrics {
+    readings: Counter<u64>,
+    late: Counter<u64>,
+    detections: Counter<u64>,
+    dead_letters: Counter<u64>,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let meter = opentelemetry::global::meter("sinter-analytics");
+        Metrics {
+            readings: meter.u64_counter("sinter_analytics_readings").build(),
+            late: meter.u64_counter("sinter_analytics_late_readings").build(),
+            detections: meter.u64_counter("sinter_analytics_detections").build(),
+            dead_letters: meter.u64_counter("sinter_analytics_dead_letters").build(),
+        }
+    }
+}
+
+/// The analytics service, built from a [`ServiceContext`].
+pub struct Analytics {
+    shared: Arc<Shared>,
+    bus: Arc<dyn sinter_bus::Bus>,
+    producer: Arc<dyn Producer>,
+    clock: SharedClock,
+    store: CheckpointStore,
+    config: AnalyticsConfig,
+}
+
+impl Analytics {
+    /// Build the service for every Solution of `context`.
+    pub async fn build(
+        context: &ServiceContext,
+        config: AnalyticsConfig,
+    ) -> Result<Self, AnalyticsError> {
+        let store = CheckpointStore::connect(&config.database_url).await?;
+        let solutions = context
+            .solutions
+            .iter()
+            .map(|solution| {
+                let name = |stream| topic::name(solution.namespace(), solution.name(), stream);
+                SolutionRun {
+                    key: format!("{}/{}", solution.namespace(), solution.name()),
+                    rules: Rules::new(
+                        format!("{}/{}", solution.namespace(), solution.name()),
+                        &solution.spec.analytics,
+                    ),
+                    telemetry: name(Stream::Telemetry),
+                    insights: name(Stream::Insights),
+                    detections: name(Stream::Detections),
+                    deadletter: name(Stream::Deadletter),
+                    partitions: Mutex::new(HashMap::new()),
+                }
+            })
+            .collect();
+        let (detections, _) = broadcast::channel(1024);
+        Ok(Analytics {
+            shared: Arc::new(Shared {
+                solutions,
+                detections,
+            }),
+            producer: context.bus.producer(),
+            bus: context.bus.clone(),
+            clock: context.clock.clone(),
+            store,
+            config,
+        })
+    }
+
+    /// The gRPC API over this service's state.
+    pub fn api(&self) -> crate::api::AnalyticsApi {
+        crate::api::AnalyticsApi::new(self.shared.clone())
+    }
+
+    async fn send(&self, topic: &str, record: Record) -> Result<(), AnalyticsError> {
+        self.producer.send(topic, record).await?;
+        Ok(())
+    }
+
+    /// Handle one delivered record. Returns whether anything changed.
+    async fn handle(&self, metrics: &Metrics, delivered: &Delivered) -> Result<(), AnalyticsError> {
+        let Some(index) = self
+            .shared
+            .solutions
+            .iter()
+            .position(|s| s.telemetry == delivered.topic)
+        else {
+            return Ok(());
+        };
+        let run = &self.shared.solutions[index];
+        self.ensure_loaded(run, delivered.partition).await?;
+        let now = self.clock.now();
+        let decoded = match convert::decode_reading(&delivered.payload) {
+            Ok(decoded) => decoded,
+            Err(reason) => {
+                metrics
+                    .dead_letters
+                    .add(1, &[KeyValue::new("reason", "undecodable")]);
+                warn!(
+                    topic = %delivered.topic,
+                    offset = delivered.offset,
+                    %reason,
+                    "Telemetry record dead-lettered."
+                );
+                self.send(
+                    &run.deadletter,
+                    convert::undecodable_record(delivered, &reason, now),
+                )
+                .await?;
+                self.advance(run, delivered);
+                return Ok(());
+            }
+        };
+        let outputs = {
+            let mut slots = run.slots();
+            let Some(slot) = slots.get_mut(&delivered.partition) else {
+                return Ok(());
+            };
+            if delivered.offset < slot.next_offset {
+                // Already reflected in the checkpointed state: a redelivery after a restart.
+                return Ok(());
+            }
+            let sample = Sample {
+                device_id: &decoded.device_id,
+                device_type: &decoded.device_type,
+                metric: &decoded.metric,
+                value: &decoded.value,
+                event_time: decoded.event_time,
+            };
+            slot.state.ingest(&run.rules, sample, now)
+        };
+        metrics.readings.add(1, &[]);
+        self.emit(run, metrics, outputs, Some(delivered), now)
+            .await?;
+        self.advance(run, delivered);
+        Ok(())
+    }
+
+    fn advance(&self, run: &SolutionRun, delivered: &Delivered) {
+        if let Some(slot) = run.slots().get_mut(&delivered.partition) {
+            slot.next_offset = slot.next_offset.max(delivered.offset + 1);
+            slot.dirty = true;
+        }
+    }
+
+    async fn emit(
+        &self,
+        run: &SolutionRun,
+        metrics: &Metrics,
+        outputs: Vec<Output>,
+        delivered: Option<&Delivered>,
+        now: Timestamp,
+    ) -> Result<(), AnalyticsError> {
+        for output in outputs {
+            match output {
+                Output::Insight(insight) => {
+                    self.send(&run.insights, convert::insight_record(&insight))
+                        .await?;
+                }
+                Output::Detection(detection) => {
+                    let message = convert::detection(&detection);
+                    metrics.detections.add(
+                        1,
+                        &[
+                            KeyValue::new("detector", detection.detector),
+                            KeyValue::new(
+                                "transition",
+                                if detection.raised {
+                                    "raised"
+                                } else {
+                                    "cleared"
+                                },
+                            ),
+                        ],
+                    );
+                    info!(
+                        device_id = %detection.device_id,
+                        metric = %detection.metric,
+                        detector = %detection.detector_name,
+                        incident_id = %detection.incident_id,
+                        raised = detection.raised,
+                        "Detection."
+                    );
+                    let record = Record::new(
+                        detection.device_id.clone().into_bytes(),
+                        prost::Message::encode_to_vec(&message),
+                    );
+                    self.send(&run.detections, record).await?;
+                    let _ = self.shared.detections.send((run.key.clone(), message));
+                }
+                Output::Late(late) => {
+                    metrics.late.add(1, &[]);
+                    if let Some(delivered) = delivered {
+                        metrics
+                            .dead_letters
+                            .add(1, &[KeyValue::new("reason", "late")]);
+                        self.send(&run.deadletter, convert::late_record(&late, delivered, now))
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Load a partition's checkpoint the first time one of its records is seen.
+    async fn ensure_loaded(&self, run: &SolutionRun, partition: i32) -> Result<(), AnalyticsError> {
+        if run.slots().contains_key(&partition) {
+            return Ok(());
+        }
+        let checkpoint = self
+            .store
+            .load(&self.config.group, &run.telemetry, partition)
+            .await?;
+        let slot = match checkpoint {
+            Some(checkpoint) => {
+                info!(
+                    topic = %run.telemetry,
+                    partition,
+                    next_offset = checkpoint.next_offset,
+                    "Partition state restored."
+                );
+                Slot {
+                    state: checkpoint.state,
+                    next_offset: checkpoint.next_offset,
+                    dirty: false,
+                }
+            }
+            None => Slot {
+                state: PartitionState::default(),
+                next_offset: 0,
+                dirty: false,
+            },
+        };
+        run.slots().entry(partition).or_insert(slot);
+        Ok(())
+    }
+
+    /// Store every changed partition with its offset, then commit the consumer.
+    // Limitation: a partition's whole state is written at each checkpoint, and the table
+    // has no fencing: an instance that lost a partition and saves after its new owner did
+    // would overwrite the newer state. Revoked partitions are saved when the bus reports
+    // the revocation, which may come after the new owner has loaded them.
+    async fn checkpoint(
+        &self,
+        consumer: &mut dyn Consumer,
+        drop: &[(String, i32)],
+    ) -> Result<(), AnalyticsError> {
+        for run in &self.shared.solutions {
+            let snapshot: Vec<(i32, i64, PartitionState)> = run
+                .slots()
+                .iter_mut()
+                .filter(|(_, slot)| slot.dirty)
+                .map(|(partition, slot)| {
+                    slot.dirty = false;
+                    (*partition, slot.next_offset, slot.state.clone())
+                })
+                .collect();
+            if !snapshot.is_empty() {
+                let entries: Vec<(&str, i32, i64, &PartitionState)> = snapshot
+                    .iter()
+                    .map(|(partition, offset, state)| {
+                        (run.telemetry.as_str(), *partition, *offset, state)
+                    })
+                    .collect();
+                self.store.save(&self.config.group, &entries).await?;
+            }
+            for (topic, partition) in drop {
+                if *topic == run.telemetry {
+                    run.slots().remove(partition);
+                }
+            }
+        }
+        consumer.commit().await?;
+        Ok(())
+    }
+
+    // Limitation: after the service itself was down longer than a silence's `after`, the
+    // timer may raise for devices whose readings are still waiting on the topic.
+    async fn tick(&self, metrics: &Metrics) -> Result<(), AnalyticsError> {
+        let now = self.clock.now();
+        for run in &self.shared.solutions {
+            let outputs: Vec<Output> = run
+                .slots()
+                .values_mut()
+                .flat_map(|slot| {
+                    let out = slot.state.tick(&run.rules, now);
+                    if !out.is_empty() {
+                        slot.dirty = true;
+                    }
+                    out
+                })
+                .collect();
+            self.emit(run, metrics, outputs, None, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn consume(self: Box<Self>, shutdown: Shutdown) -> Result<(), AnalyticsError> {
+        let topics: Vec<&str> = self
+            .shared
+            .solutions
+            .iter()
+            .map(|s| s.telemetry.as_str())
+            .collect();
+        let mut consumer = self.bus.subscribe(&self.config.group, &topics).await?;
+        let mut rebalances = consumer.rebalances();
+        let metrics = Metrics::new();
+        let mut tick = tokio::time::interval(self.config.tick_interval);
+        let mut checkpoint = tokio::time::interval(self.config.checkpoint_interval);
+        let mut since_checkpoint = 0u64;
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                delivered = consumer.recv() => {
+                    let delivered = delivered?;
+                    let span = sinter_bus::trace::consume_span(&delivered);
+                    self.handle(&metrics, &delivered).instrument(span).await?;
+                    consumer.ack(&delivered)?;
+                    since_checkpoint += 1;
+                    if since_checkpoint >= self.config.checkpoint_every {
+                        self.checkpoint(consumer.as_mut(), &[]).await?;
+                        since_checkpoint = 0;
+                    }
+                }
+                _ = tick.tick() => self.tick(&metrics).await?,
+                _ = checkpoint.tick() => {
+                    if since_checkpoint > 0 {
+                        self.checkpoint(consumer.as_mut(), &[]).await?;
+                        since_checkpoint = 0;
+                    }
+                }
+                rebalance = rebalances.recv() => {
+                    if let Ok(Rebalance::Revoked(partitions)) = rebalance {
+                        let drop: Vec<(String, i32)> =
+                            partitions.into_iter().map(|tp| (tp.topic, tp.partition)).collect();
+                        self.checkpoint(consumer.as_mut(), &drop).await?;
+                        since_checkpoint = 0;
+                    }
+                }
+            }
+        }
+        self.checkpoint(consumer.as_mut(), &[]).await?;
+        info!("Analytics stopped; state checkpointed.");
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Service for Analytics {
+    fn register(&self, server: sinter_grpc::GrpcServer) -> sinter_grpc::GrpcServer {
+        server.add_service(self.api().into_server())
+    }
+
+    async fn run(self: Box<Self>, shutdown: Shutdown) -> Result<(), BoxError> {
+        self.consume(shutdown)
+            .await
+            .map_err(|error| Box::new(error) as BoxError)
+    }
+}

@@ -28,6 +28,8 @@ enum Noun {
     /// Write the generated data sets the project carries (demo and test data).
     #[command(subcommand)]
     Sample(commands::sample::SampleCommand),
+    /// Score the anomaly detector on Numenta Anomaly Benchmark files.
+    Nab(commands::nab::NabArgs),
     /// Print a simulated pump fleet's telemetry as JSON lines.
     Simulate(commands::simulate::SimulateArgs),
 }
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Noun::Bench(command) => command.run(),
         Noun::Sample(command) => command.run(),
         Noun::Simulate(args) => args.run(),
+        Noun::Nab(args) => args.run(),
     };
     match outcome {
         Ok(code) => code,

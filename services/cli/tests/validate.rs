@@ -112,3 +112,32 @@ fn standard_input_is_read_for_a_dash() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(text(&output.stdout).starts_with("-: Solution plant-north/pump-health is valid"));
 }
+
+#[test]
+fn nab_scores_the_shared_files_as_json() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/nab");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sinter"))
+        .args(["nab", "--data", data, "--output", "json"])
+        .output()
+        .expect("run sinter nab");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    for profile in ["standard", "reward_low_FP_rate", "reward_low_FN_rate"] {
+        let score = &report["profiles"][profile]["score"];
+        assert!(
+            score.as_f64().is_some_and(|s| s.is_finite()),
+            "{profile}: {report}"
+        );
+        let files = report["profiles"][profile]["files"]
+            .as_object()
+            .expect("files");
+        assert!(
+            files.contains_key("realKnownCause/machine_temperature_system_failure.csv"),
+            "{profile}: {files:?}"
+        );
+    }
+}

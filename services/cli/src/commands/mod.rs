@@ -1,6 +1,7 @@
 //! The commands, one module per noun (`sinter solution ...` is in `solution`).
 
 pub(crate) mod bench;
+pub(crate) mod nab;
 pub(crate) mod sample;
 pub(crate) mod simulate;
 pub(crate) mod solution;

@@ -91,7 +91,12 @@ async fn every_service_binary_serves_health_reflection_and_metrics() {
             grpc_port,
             &format!("127.0.0.1:{metrics_port}"),
         );
-        let mut child = ChildProcess::spawn(name, &args, &[("SINTER_TOKENS", TOKEN.to_owned())]);
+        // Ingest's HTTP API would take port 8080; these tests only need gRPC.
+        let envs = [
+            ("SINTER_TOKENS", TOKEN.to_owned()),
+            ("SINTER_HTTP_ADDR", "off".to_owned()),
+        ];
+        let mut child = ChildProcess::spawn(name, &args, &envs);
         let endpoint = format!("http://127.0.0.1:{grpc_port}");
         wait_for_status(&endpoint, ServingStatus::Serving, &mut child).await;
 

@@ -1,0 +1,208 @@
+//! The client side, for `sinter publish` and other tools: JSON lines into readings, sent
+//! with `Publish` in batches, and a summary of what was accepted and refused.
+
+use std::fmt;
+
+use sinter_grpc::BearerToken;
+use sinter_proto::events::v1::ReasonCode;
+use sinter_proto::ingest::v1::ingest_service_client::IngestServiceClient;
+use sinter_proto::ingest::v1::{PublishRequest, ReadingInput};
+
+use crate::json;
+use crate::refusal::Refusal;
+
+/// One input line that holds a reading, or why it does not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// 1-based line number in the input.
+    pub number: usize,
+    pub reading: Result<ReadingInput, Refusal>,
+}
+
+/// Read JSON lines, one reading per line (the shape of [`crate::json`]); blank lines and
+/// lines starting with `#` are skipped.
+pub fn parse_json_lines(text: &str) -> Vec<Line> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let line = line.trim();
+            !line.is_empty() && !line.starts_with('#')
+        })
+        .map(|(index, line)| Line {
+            number: index + 1,
+            reading: json::parse_reading(line.as_bytes()),
+        })
+        .collect()
+}
+
+/// What became of the readings sent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PublishSummary {
+    /// Lines sent to the service.
+    pub sent: usize,
+    pub accepted: usize,
+    /// Accepted readings that were already published before (counted in `accepted` too).
+    pub duplicates: usize,
+    /// Refused readings, by the service or before sending (a line that is not a reading):
+    /// the line number, the reason code and the message.
+    pub refused: Vec<(usize, ReasonCode, String)>,
+}
+
+impl fmt::Display for PublishSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} sent, {} accepted ({} duplicates), {} refused",
+            self.sent,
+            self.accepted,
+            self.duplicates,
+            self.refused.len()
+        )?;
+        for (line, code, message) in &self.refused {
+            writeln!(f, "line {line}: {}: {message}", code.as_str_name())?;
+        }
+        Ok(())
+    }
+}
+
+/// Why publishing stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {endpoint}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("the token cannot be sent: {0}")]
+    Token(tonic::Status),
+    #[error("the ingest service refused the batch starting at line {line}: {status}")]
+    Publish { line: usize, status: tonic::Status },
+}
+
+/// Send `lines` to the ingest service at `endpoint` for `solution`, `batch_size` readings
+/// per `Publish` call (at least 1). Lines that are not readings are not sent and counted as
+/// refused. Stops at the first batch the service fails as a whole (unknown Solution, bus
+/// unavailable): the batches before it were delivered.
+pub async fn publish_lines(
+    endpoint: &str,
+    token: Option<&str>,
+    solution: &str,
+    lines: Vec<Line>,
+    batch_size: usize,
+) -> Result<PublishSummary, ClientError> {
+    let token = BearerToken::new(token).map_err(ClientError::Token)?;
+    let channel = sinter_grpc::connect(endpoint, token)
+        .await
+        .map_err(|source| ClientError::Connect {
+            endpoint: endpoint.to_owned(),
+            source,
+        })?;
+    let mut client = IngestServiceClient::new(channel).max_decoding_message_size(64 << 20);
+    let mut summary = PublishSummary::default();
+    let mut pending: Vec<(usize, ReadingInput)> = Vec::new();
+    let batch_size = batch_size.max(1);
+    let mut batches = 0usize;
+    for line in lines {
+        match line.reading {
+            Ok(reading) => pending.push((line.number, reading)),
+            Err(refusal) => summary
+                .refused
+                .push((line.number, refusal.code, refusal.message)),
+        }
+        if pending.len() == batch_size {
+            batches += 1;
+            send(
+                &mut client,
+                solution,
+                batches,
+                std::mem::take(&mut pending),
+                &mut summary,
+            )
+            .await?;
+        }
+    }
+    if !pending.is_empty() {
+        batches += 1;
+        send(&mut client, solution, batches, pending, &mut summary).await?;
+    }
+    summary.refused.sort_by_key(|(line, _, _)| *line);
+    Ok(summary)
+}
+
+async fn send<T>(
+    client: &mut IngestServiceClient<T>,
+    solution: &str,
+    batch: usize,
+    readings: Vec<(usize, ReadingInput)>,
+    summary: &mut PublishSummary,
+) -> Result<(), ClientError>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    let first_line = readings.first().map(|(line, _)| *line).unwrap_or_default();
+    let (numbers, inputs): (Vec<usize>, Vec<ReadingInput>) = readings.into_iter().unzip();
+    let request = PublishRequest {
+        solution: solution.to_owned(),
+        batch_id: batch.to_string(),
+        readings: inputs,
+    };
+    let response = client
+        .publish(request)
+        .await
+        .map_err(|status| ClientError::Publish {
+            line: first_line,
+            status,
+        })?
+        .into_inner();
+    summary.sent += numbers.len();
+    summary.accepted += response.accepted as usize;
+    summary.duplicates += response.duplicates as usize;
+    for result in response.results.into_iter().filter(|r| !r.accepted) {
+        let line = numbers
+            .get(result.index as usize)
+            .copied()
+            .unwrap_or_default();
+        let code = ReasonCode::try_from(result.reason_code).unwrap_or(ReasonCode::Unspecified);
+        summary.refused.push((line, code, result.message));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_become_readings_or_refusals() {
+        let lines = parse_json_lines(
+            "# a comment\n{\"device\":\"p-1\",\"metric\":\"t\",\"value\":1}\n\n{\"device\":1}\n",
+        );
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].number, 2);
+        assert_eq!(lines[0].reading.as_ref().unwrap().device_id, "p-1");
+        assert_eq!(lines[1].number, 4);
+        assert_eq!(
+            lines[1].reading.as_ref().unwrap_err().code,
+            ReasonCode::Malformed
+        );
+    }
+
+    #[test]
+    fn summary_lists_refusals() {
+        let summary = PublishSummary {
+            sent: 3,
+            accepted: 2,
+            duplicates: 1,
+            refused: vec![(3, ReasonCode::NotFinite, "value: NaN".into())],
+        };
+        assert_eq!(
+            summary.to_string(),
+            "3 sent, 2 accepted (1 duplicates), 1 refused\n\
+             line 3: REASON_CODE_NOT_FINITE: value: NaN\n"
+        );
+    }
+}

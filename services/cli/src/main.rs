@@ -28,6 +28,8 @@ enum Noun {
     /// Write the generated data sets the project carries (demo and test data).
     #[command(subcommand)]
     Sample(commands::sample::SampleCommand),
+    /// Send readings from JSON lines to a running Sinter.
+    Publish(commands::publish::PublishArgs),
     /// Score the anomaly detector on Numenta Anomaly Benchmark files.
     Nab(commands::nab::NabArgs),
     /// Print a simulated pump fleet's telemetry as JSON lines.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Noun::Sample(command) => command.run(),
         Noun::Simulate(args) => args.run(),
         Noun::Nab(args) => args.run(),
+        Noun::Publish(args) => args.run(),
     };
     match outcome {
         Ok(code) => code,

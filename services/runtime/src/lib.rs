@@ -11,6 +11,6 @@ mod solutions;
 
 pub use args::{BusUrl, ServiceArgs};
 pub use bus::connect_bus;
-pub use service::{BoxError, Idle, RuntimeError, Service, ServiceContext, ServiceSpec, run};
+pub use service::{BoxError, RuntimeError, Service, ServiceContext, ServiceSpec, run};
 pub use shutdown::Shutdown;
 pub use solutions::{LoadedSolutions, load_solutions};

@@ -284,19 +284,3 @@ fn forever_backoff() -> ExponentialBuilder {
         .with_jitter()
         .without_max_times()
 }
-
-/// A service with no API and no work of its own: the binary only serves health,
-/// reflection and metrics. For services whose logic is not built yet.
-pub struct Idle;
-
-#[async_trait::async_trait]
-impl Service for Idle {
-    fn register(&self, server: GrpcServer) -> GrpcServer {
-        server
-    }
-
-    async fn run(self: Box<Self>, shutdown: Shutdown) -> Result<(), BoxError> {
-        shutdown.wait().await;
-        Ok(())
-    }
-}

@@ -34,6 +34,19 @@ pub(crate) enum BenchCommand {
               value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         in_flight: usize,
     },
+    /// Readings per second through ingest's gRPC API into Kafka, beside the raw rdkafka
+    /// producer with records of the same size on the same broker, and the embedded bus.
+    Ingest {
+        /// Kafka bootstrap servers (`host:port`, or a `kafka://` bus URL).
+        #[arg(long, value_name = "BROKERS", default_value = "127.0.0.1:9092")]
+        kafka: String,
+        /// Readings sent in each measurement.
+        #[arg(long, default_value_t = 100_000)]
+        readings: usize,
+        /// Readings per Publish call.
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+    },
 }
 
 impl BenchCommand {
@@ -52,6 +65,19 @@ impl BenchCommand {
 
     async fn run_async(self) -> anyhow::Result<ExitCode> {
         match self {
+            BenchCommand::Ingest {
+                kafka,
+                readings,
+                batch_size,
+            } => {
+                let mut spec =
+                    sinter_ingest::bench::BenchSpec::new(kafka.trim_start_matches("kafka://"));
+                spec.readings = readings;
+                spec.batch_size = batch_size.max(1);
+                let report = sinter_ingest::bench::run(&spec).await?;
+                print!("{report}");
+                Ok(exit::OK)
+            }
             BenchCommand::Bus {
                 kafka,
                 records,

@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod nab;
+pub(crate) mod publish;
 pub(crate) mod sample;
 pub(crate) mod simulate;
 pub(crate) mod solution;

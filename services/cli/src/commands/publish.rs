@@ -1,0 +1,73 @@
+//! `sinter publish`: send readings from JSON lines to a running Sinter over gRPC.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::exit;
+
+/// Publish readings, one JSON object per line (`{"device", "metric", "value", "ts",
+/// "id"}`), from a file or standard input, and print what was accepted and refused.
+///
+/// Exits 0 when every reading was accepted, 1 when any was refused.
+#[derive(Debug, Args)]
+pub(crate) struct PublishArgs {
+    /// The file of JSON lines; `-` or nothing reads standard input.
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// The Solution, `<namespace>/<name>`.
+    #[arg(
+        long,
+        env = "SINTER_SOLUTION_NAME",
+        default_value = "plant-north/pump-health"
+    )]
+    solution: String,
+    /// The ingest service's gRPC endpoint.
+    #[arg(
+        long,
+        env = "SINTER_INGEST_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    endpoint: String,
+    /// Bearer token; from the environment by default.
+    #[arg(long, env = "SINTER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Readings per Publish call.
+    #[arg(long, default_value_t = 500,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    batch_size: usize,
+}
+
+impl PublishArgs {
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        let text = match &self.file {
+            Some(path) if path.as_os_str() != "-" => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            _ => {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("cannot read standard input")?;
+                text
+            }
+        };
+        let lines = sinter_ingest::client::parse_json_lines(&text);
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the Tokio runtime")?;
+        let summary = runtime.block_on(sinter_ingest::client::publish_lines(
+            &self.endpoint,
+            self.token.as_deref(),
+            &self.solution,
+            lines,
+            self.batch_size,
+        ))?;
+        print!("{summary}");
+        Ok(if summary.refused.is_empty() {
+            exit::OK
+        } else {
+            exit::problems_found()
+        })
+    }
+}

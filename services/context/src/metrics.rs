@@ -67,6 +67,11 @@ impl ContextMetrics {
                 .f64_histogram("sinter_context_lookup_duration")
                 .with_unit("s")
                 .with_description("Time to get a device's asset context, cache included.")
+                // Seconds: a cache hit takes microseconds, a cold lookup milliseconds.
+                .with_boundaries(vec![
+                    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                    0.1, 0.25, 1.0,
+                ])
                 .build(),
             provider_failures: meter
                 .u64_counter("sinter_context_provider_failures")

@@ -475,3 +475,45 @@ async fn sqlite_the_example_registry_imports_cleanly() {
         "{error}"
     );
 }
+
+/// A hierarchy deeper than the cycle check looks is refused, so a cycle cannot be closed
+/// beyond the levels it walks.
+async fn the_hierarchy_depth_is_bounded(registry: &Registry) {
+    registry
+        .create_site(site("deep", "Deep site"))
+        .await
+        .unwrap();
+    let mut parent = String::new();
+    let mut refused = None;
+    for level in 0..70 {
+        let id = format!("level-{level:02}");
+        match registry
+            .create_asset(asset(&id, "deep", &parent, &id, "asset"))
+            .await
+        {
+            Ok(_) => parent = id,
+            Err(error) => {
+                refused = Some((level, error.to_string()));
+                break;
+            }
+        }
+    }
+    let (level, error) = refused.expect("a chain of 70 levels is refused somewhere");
+    assert!(
+        (60..=66).contains(&level),
+        "refused at level {level}: {error}"
+    );
+    assert!(error.contains("at most 64 levels deep"), "{error}");
+}
+
+#[tokio::test]
+async fn postgres_the_hierarchy_depth_is_bounded() {
+    let database = TestDatabase::postgres().await;
+    the_hierarchy_depth_is_bounded(&open(&database).await).await;
+}
+
+#[tokio::test]
+async fn sqlite_the_hierarchy_depth_is_bounded() {
+    let database = TestDatabase::sqlite();
+    the_hierarchy_depth_is_bounded(&open(&database).await).await;
+}

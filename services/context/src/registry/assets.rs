@@ -103,6 +103,19 @@ async fn check_references(
     // two concurrent moves on PostgreSQL (read committed) could still close one, which
     // lookups survive only because they stop at MAX_DEPTH.
     let ancestors = ancestry_ids(conn, &parent.id).await?;
+    // The walk stops after MAX_DEPTH levels; a chain that long is refused outright, so a
+    // cycle can never hide beyond the part of the chain that was looked at.
+    if i64::try_from(ancestors.len()).unwrap_or(i64::MAX) >= MAX_DEPTH {
+        return Err(RegistryError::invalid(
+            format!("{prefix}parent_id"),
+            format!(
+                "asset {:?} is {} or more levels deep; the hierarchy may be at most \
+                 {MAX_DEPTH} levels deep",
+                parent.id,
+                ancestors.len()
+            ),
+        ));
+    }
     if ancestors.iter().any(|id| id == &asset.id) {
         return Err(RegistryError::invalid(
             format!("{prefix}parent_id"),

@@ -167,11 +167,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<AcknowledgeRecommendationRequest>,
     ) -> Result<Response<Recommendation>, Status> {
         let request = request.into_inner();
-        let task = TaskRequest {
-            id: required("id", &request.id)?,
-            actor: &request.actor,
-            comment: &request.comment,
-        };
+        let task = task_request(&request.id, &request.actor, &request.comment)?;
         let recommendation = self
             .orchestrator
             .acknowledge(task)
@@ -185,11 +181,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<AssignRecommendationRequest>,
     ) -> Result<Response<Recommendation>, Status> {
         let request = request.into_inner();
-        let task = TaskRequest {
-            id: required("id", &request.id)?,
-            actor: &request.actor,
-            comment: &request.comment,
-        };
+        let task = task_request(&request.id, &request.actor, &request.comment)?;
         let recommendation = self
             .orchestrator
             .assign(task, &request.assignee)
@@ -203,11 +195,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<CommentRecommendationRequest>,
     ) -> Result<Response<Recommendation>, Status> {
         let request = request.into_inner();
-        let task = TaskRequest {
-            id: required("id", &request.id)?,
-            actor: &request.actor,
-            comment: &request.comment,
-        };
+        let task = task_request(&request.id, &request.actor, &request.comment)?;
         let recommendation = self.orchestrator.comment(task).await.map_err(task_status)?;
         Ok(Response::new(recommendation))
     }
@@ -220,11 +208,7 @@ impl OrchestratorService for OrchestratorApi {
         let outcome = Outcome::try_from(request.outcome).map_err(|_| {
             Status::invalid_argument(format!("outcome: {} is not an outcome", request.outcome))
         })?;
-        let task = TaskRequest {
-            id: required("id", &request.id)?,
-            actor: &request.actor,
-            comment: &request.comment,
-        };
+        let task = task_request(&request.id, &request.actor, &request.comment)?;
         let recommendation = self
             .orchestrator
             .resolve(task, outcome)
@@ -238,11 +222,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<ReopenRecommendationRequest>,
     ) -> Result<Response<Recommendation>, Status> {
         let request = request.into_inner();
-        let task = TaskRequest {
-            id: required("id", &request.id)?,
-            actor: &request.actor,
-            comment: &request.comment,
-        };
+        let task = task_request(&request.id, &request.actor, &request.comment)?;
         let recommendation = self.orchestrator.reopen(task).await.map_err(task_status)?;
         Ok(Response::new(recommendation))
     }
@@ -294,6 +274,19 @@ impl OrchestratorService for OrchestratorApi {
             })?;
         Ok(Response::new(entry.to_parked()))
     }
+}
+
+/// The common part of every human-task request: which recommendation, who, and why.
+fn task_request<'a>(
+    id: &'a str,
+    actor: &'a str,
+    comment: &'a str,
+) -> Result<TaskRequest<'a>, Status> {
+    Ok(TaskRequest {
+        id: required("id", id)?,
+        actor,
+        comment,
+    })
 }
 
 fn page_size(raw: i32) -> Result<usize, Status> {

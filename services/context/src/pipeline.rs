@@ -19,8 +19,16 @@ use tracing::Instrument;
 
 use crate::enrich::{Enricher, SolutionContext};
 
-/// The consumer group of the context service.
-pub const CONSUMER_GROUP: &str = "sinter-context";
+/// What every consumer group of the context service starts with.
+pub const CONSUMER_GROUP_PREFIX: &str = "sinter-context";
+
+/// The consumer group of one Solution's loop: `sinter-context.<namespace>.<solution>`.
+///
+/// One group per Solution, so adding, removing or restarting one Solution's loop
+/// rebalances only that Solution, and its offsets can be inspected or reset alone.
+pub fn consumer_group(namespace: &str, solution: &str) -> String {
+    format!("{CONSUMER_GROUP_PREFIX}.{namespace}.{solution}")
+}
 
 /// Acknowledged offsets are committed at least this often.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
@@ -51,9 +59,8 @@ pub async fn run(
     let detections = topic(Stream::Detections);
     let situations: Arc<str> = topic(Stream::Situations).into();
     let deadletter = topic(Stream::Deadletter);
-    let mut consumer = bus
-        .subscribe(CONSUMER_GROUP, &[detections.as_str()])
-        .await?;
+    let group = consumer_group(&solution.namespace, &solution.name);
+    let mut consumer = bus.subscribe(&group, &[detections.as_str()]).await?;
     let producer = bus.producer();
     let step = Step {
         undecodable: dead_letters(&producer, &deadletter, &clock, ReasonCode::Undecodable),
@@ -64,7 +71,7 @@ pub async fn run(
         situations,
         shutdown: &shutdown,
     };
-    tracing::info!(topic = %detections, "Enriching detections.");
+    tracing::info!(topic = %detections, group = %group, "Enriching detections.");
     let mut in_flight: FuturesOrdered<Outcome> = FuturesOrdered::new();
     let mut last_commit = tokio::time::Instant::now();
     let result = loop {
@@ -233,4 +240,17 @@ fn dead_letters(
         };
         Record::new(original.key.clone(), letter.encode_to_vec())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_group_is_named_after_the_solution() {
+        assert_eq!(
+            consumer_group("plant", "pump-health"),
+            "sinter-context.plant.pump-health"
+        );
+    }
 }

@@ -130,3 +130,53 @@ async fn postgres_detections_become_situations() {
 async fn sqlite_detections_become_situations() {
     detections_become_situations(TestDatabase::sqlite()).await;
 }
+
+/// Regression: every Solution's loop joined the one group `sinter-context`, so one
+/// Solution's rebalance stopped all of them. Offsets now belong to
+/// `sinter-context.<namespace>.<solution>`.
+#[tokio::test]
+async fn each_solution_consumes_in_a_group_of_its_own() {
+    let database = TestDatabase::sqlite();
+    let solution = solution("grouped", "");
+    let clock = common::clock();
+    let context = service_context(solution.clone(), &clock).await;
+    let bus = context.bus.clone();
+    let shutdown = context.shutdown.clone();
+    let service = ContextService::build(context, &ContextConfig::new(&database.url))
+        .await
+        .expect("service");
+    seed(service.registry()).await;
+    let running = tokio::spawn(Box::new(service).run(shutdown.clone()));
+    let detections = solution.topic_name(Stream::Detections);
+    let mut situations = bus
+        .subscribe("test", &[solution.topic_name(Stream::Situations).as_str()])
+        .await
+        .unwrap();
+    let producer = bus.producer();
+    let first = detection("dt-g-1", "p-17").encode_to_vec();
+    producer
+        .send(&detections, Record::new("p-17", first))
+        .await
+        .unwrap();
+    let situation: Situation = next(&mut situations).await;
+    assert_eq!(situation.id, situation_id("dt-g-1"));
+    shutdown.trigger();
+    running.await.unwrap().unwrap();
+
+    // The group named after the Solution has the first detection behind it.
+    let second = detection("dt-g-2", "p-17").encode_to_vec();
+    producer
+        .send(&detections, Record::new("p-17", second))
+        .await
+        .unwrap();
+    assert_eq!(
+        sinter_context::pipeline::consumer_group("plant", "grouped"),
+        "sinter-context.plant.grouped"
+    );
+    let mut group = bus
+        .subscribe("sinter-context.plant.grouped", &[detections.as_str()])
+        .await
+        .unwrap();
+    let resumed: Detection = next(&mut group).await;
+    assert_eq!(resumed.id, "dt-g-2");
+}

@@ -1,13 +1,16 @@
 //! The gRPC API `sinter.context.v1.ContextService`: registry CRUD, bulk import and the
 //! asset context of a device.
 
+use std::time::Duration;
+
 use sinter_proto::context::v1 as pb;
 use sinter_proto::context::v1::context_service_server::ContextService;
 use sinter_proto::events::v1::AssetContext;
+use sinter_runtime::Shutdown;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::enrich::Enricher;
-use crate::import::{ImportFormat, import};
+use crate::import::{ImportFormat, ImportStop, import_stoppable};
 use crate::mask::UpdateMask;
 use crate::registry::{
     ASSET_FIELDS, AssetFilter, DEVICE_FIELDS, DeviceLookup, PageRequest, Registry, SITE_FIELDS,
@@ -19,17 +22,83 @@ use crate::registry::{
 // refused rather than streamed row by row.
 pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
 
+/// How long an import upload may go without a chunk before it is given up.
+pub const IMPORT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The API over one registry.
 #[derive(Clone)]
 pub struct ContextApi {
     registry: Registry,
     enricher: Enricher,
+    shutdown: Shutdown,
 }
 
 impl ContextApi {
-    pub fn new(registry: Registry, enricher: Enricher) -> Self {
-        ContextApi { registry, enricher }
+    /// The API; `shutdown` stops uploads and running imports (they roll back).
+    pub fn new(registry: Registry, enricher: Enricher, shutdown: Shutdown) -> Self {
+        ContextApi {
+            registry,
+            enricher,
+            shutdown,
+        }
     }
+}
+
+/// Stops the import when dropped: tonic drops a call's future when its client cancels
+/// it (or the connection goes), and the import task must not outlive the call.
+struct StopOnDrop(ImportStop);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop("the client went away");
+    }
+}
+
+/// The upload of an import: the file, its format, and whether it is a dry run.
+async fn receive_upload(
+    stream: &mut Streaming<pb::ImportRegistryRequest>,
+) -> Result<(ImportFormat, Vec<u8>, bool), Status> {
+    let mut data = Vec::new();
+    let mut format = None;
+    let mut dry_run = false;
+    loop {
+        let chunk = tokio::time::timeout(IMPORT_IDLE_TIMEOUT, stream.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "chunk: none arrived for {} s; the import was not started",
+                    IMPORT_IDLE_TIMEOUT.as_secs()
+                ))
+            })??;
+        let Some(chunk) = chunk else {
+            break;
+        };
+        if format.is_none() {
+            format = Some(chunk.format());
+            dry_run = chunk.dry_run;
+        }
+        if data.len() + chunk.chunk.len() > MAX_IMPORT_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "chunk: the file is larger than {MAX_IMPORT_BYTES} bytes"
+            )));
+        }
+        data.extend_from_slice(&chunk.chunk);
+    }
+    let format = match format {
+        Some(pb::import_registry_request::Format::Csv) => ImportFormat::Csv,
+        Some(pb::import_registry_request::Format::JsonLines) => ImportFormat::JsonLines,
+        Some(pb::import_registry_request::Format::Unspecified) => {
+            return Err(Status::invalid_argument(
+                "format: is required (FORMAT_CSV or FORMAT_JSON_LINES)",
+            ));
+        }
+        None => {
+            return Err(Status::invalid_argument(
+                "chunk: the stream sent no message",
+            ));
+        }
+    };
+    Ok((format, data, dry_run))
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, Status> {
@@ -127,9 +196,6 @@ impl ContextService for ContextApi {
     ) -> Result<Response<pb::ListAssetsResponse>, Status> {
         let request = request.into_inner();
         let page = PageRequest::parse(request.page_size, &request.page_token)?;
-        if !request.criticality.is_empty() {
-            validate::criticality("criticality", &request.criticality)?;
-        }
         let filter = AssetFilter {
             site_id: request.site_id,
             parent_id: request.parent_id,
@@ -287,36 +353,42 @@ impl ContextService for ContextApi {
         request: Request<Streaming<pb::ImportRegistryRequest>>,
     ) -> Result<Response<pb::ImportRegistryResponse>, Status> {
         let mut stream = request.into_inner();
-        let mut data = Vec::new();
-        let mut format = None;
-        let mut dry_run = false;
-        while let Some(chunk) = stream.message().await? {
-            if format.is_none() {
-                format = Some(chunk.format());
-                dry_run = chunk.dry_run;
-            }
-            if data.len() + chunk.chunk.len() > MAX_IMPORT_BYTES {
-                return Err(Status::invalid_argument(format!(
-                    "chunk: the file is larger than {MAX_IMPORT_BYTES} bytes"
-                )));
-            }
-            data.extend_from_slice(&chunk.chunk);
-        }
-        let format = match format {
-            Some(pb::import_registry_request::Format::Csv) => ImportFormat::Csv,
-            Some(pb::import_registry_request::Format::JsonLines) => ImportFormat::JsonLines,
-            Some(pb::import_registry_request::Format::Unspecified) => {
-                return Err(Status::invalid_argument(
-                    "format: is required (FORMAT_CSV or FORMAT_JSON_LINES)",
+        let (format, data, dry_run) = tokio::select! {
+            biased;
+            () = self.shutdown.clone().wait() => {
+                return Err(Status::unavailable(
+                    "the service is stopping; the import was not started",
                 ));
             }
-            None => {
-                return Err(Status::invalid_argument(
-                    "chunk: the stream sent no message",
-                ));
+            upload = receive_upload(&mut stream) => upload?,
+        };
+        // The import runs in a task of its own, so that it rolls back by itself however it
+        // ends: the guard stops it when this call is dropped, the watcher on shutdown.
+        let stop = ImportStop::new();
+        let _guard = StopOnDrop(stop.clone());
+        let watcher = {
+            let stop = stop.clone();
+            let shutdown = self.shutdown.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown.wait() => stop.stop("the service is stopping"),
+                    _ = stop.stopped() => {}
+                }
             }
         };
-        let report = import(&self.registry, format, &data, dry_run).await?;
+        tokio::spawn(watcher);
+        let registry = self.registry.clone();
+        let task =
+            tokio::spawn(
+                async move { import_stoppable(&registry, format, data, dry_run, &stop).await },
+            );
+        let report = match task.await {
+            Ok(report) => report?,
+            Err(join) => {
+                tracing::error!(error = %join, "Import task failed.");
+                return Err(Status::internal("the import failed; nothing was written"));
+            }
+        };
         tracing::info!(
             imported = report.imported,
             refused = report.refused,

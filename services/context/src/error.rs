@@ -23,6 +23,9 @@ pub enum RegistryError {
     /// The database URL is not one the registry can use.
     #[error("database URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
+    /// An import was stopped before it finished, and nothing of it was written.
+    #[error("the import was stopped before it finished ({why}); every row was rolled back")]
+    Stopped { why: &'static str },
     #[error("the database failed")]
     Database(#[source] sqlx::Error),
     #[error("the registry's migrations failed")]
@@ -52,6 +55,7 @@ impl RegistryError {
             RegistryError::AlreadyExists { .. } => "already_exists",
             RegistryError::Conflict(_) => "conflict",
             RegistryError::BadUrl { .. } => "bad_url",
+            RegistryError::Stopped { .. } => "stopped",
             RegistryError::Database(_) => "database",
             RegistryError::Migrate(_) => "migrate",
         }
@@ -72,6 +76,7 @@ impl From<RegistryError> for tonic::Status {
             RegistryError::AlreadyExists { .. } => tonic::Status::already_exists(error.to_string()),
             RegistryError::Conflict(_) => tonic::Status::failed_precondition(error.to_string()),
             RegistryError::BadUrl { .. } => tonic::Status::invalid_argument(error.to_string()),
+            RegistryError::Stopped { .. } => tonic::Status::unavailable(error.to_string()),
             RegistryError::Database(source) => {
                 tracing::error!(error = %source, "Registry database failed.");
                 tonic::Status::unavailable(format!("the registry database failed: {source}"))

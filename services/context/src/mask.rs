@@ -48,6 +48,14 @@ impl UpdateMask {
         UpdateMask { paths: None }
     }
 
+    /// A mask that changes exactly `fields` (even to empty), and no other: an import row
+    /// with these columns.
+    pub(crate) fn exactly<'a>(fields: impl IntoIterator<Item = &'a str>) -> Self {
+        UpdateMask {
+            paths: Some(fields.into_iter().map(str::to_owned).collect()),
+        }
+    }
+
     /// Whether `field` changes, when the patch's value for it is `given` (non-empty).
     pub fn touches(&self, field: &str, given: bool) -> bool {
         match &self.paths {

@@ -18,6 +18,9 @@ use crate::registry::{Backend, Registry};
 /// Largest gRPC message the API takes or sends (an import's response lists every row).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How long closing the registry may wait for busy connections at shutdown.
+const CLOSE_WITHIN: Duration = Duration::from_secs(3);
+
 /// How the context service is set up beyond its `ServiceContext`.
 #[derive(Clone, Debug)]
 pub struct ContextConfig {
@@ -112,6 +115,7 @@ impl ContextService {
         ContextServiceServer::new(ContextApi::new(
             self.registry.clone(),
             self.enricher.clone(),
+            self.context.shutdown.clone(),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
@@ -148,7 +152,17 @@ impl Service for ContextService {
                 }
             }
         }
-        self.registry.close().await;
+        // Imports see the same shutdown and roll back; closing waits for their connections,
+        // bounded so that a stuck statement cannot hold the process.
+        if tokio::time::timeout(CLOSE_WITHIN, self.registry.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                within_s = CLOSE_WITHIN.as_secs(),
+                "Registry connections still busy at shutdown; leaving them to the database."
+            );
+        }
         Ok(())
     }
 }

@@ -225,6 +225,48 @@ async fn the_api_names_fields_in_its_errors(database: TestDatabase) {
             "page_token: is not a token of this API"
         )
     );
+    // A token is bound to the list and filters it came from.
+    let error = api
+        .list_assets(pb::ListAssetsRequest {
+            page_size: 1,
+            page_token: page.next_page_token.clone(),
+            criticality: "high".into(),
+            ..pb::ListAssetsRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error
+            .message()
+            .starts_with("page_token: was issued for another list"),
+        "{}",
+        error.message()
+    );
+    let error = api
+        .list_devices(pb::ListDevicesRequest {
+            page_token: page.next_page_token.clone(),
+            ..pb::ListDevicesRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().starts_with("page_token: "),
+        "{}",
+        error.message()
+    );
+    // Enum text ignores case here as in imports.
+    let high = api
+        .list_assets(pb::ListAssetsRequest {
+            criticality: "HIGH".into(),
+            ..pb::ListAssetsRequest::default()
+        })
+        .await
+        .expect("a filter in capitals")
+        .into_inner();
+    let ids: Vec<&str> = high.assets.iter().map(|asset| asset.id.as_str()).collect();
+    assert_eq!(ids, ["pump-17"]);
     let context = api
         .get_asset_context(pb::GetAssetContextRequest {
             device_id: "p-17".into(),

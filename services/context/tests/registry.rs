@@ -517,3 +517,202 @@ async fn sqlite_the_hierarchy_depth_is_bounded() {
     let database = TestDatabase::sqlite();
     the_hierarchy_depth_is_bounded(&open(&database).await).await;
 }
+
+/// Regression: a page token carried no trace of the list or filters it came from, so a
+/// token from one filter silently continued another listing.
+async fn page_tokens_are_bound_to_their_list_and_filters(registry: &Registry) {
+    registry
+        .create_site(site("north", "North plant"))
+        .await
+        .unwrap();
+    for n in 0..6 {
+        let mut node = asset(&format!("a-{n}"), "north", "", &format!("A{n}"), "asset");
+        node.criticality = if n % 2 == 0 { "high" } else { "low" }.into();
+        registry.create_asset(node).await.unwrap();
+        registry
+            .create_device(device(&format!("d-{n}"), &format!("a-{n}")))
+            .await
+            .unwrap();
+    }
+    let high = AssetFilter {
+        criticality: "high".into(),
+        ..AssetFilter::default()
+    };
+    let first = registry
+        .list_assets(&PageRequest::parse(2, "").unwrap(), &high)
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 2);
+    assert!(!first.next_page_token.is_empty());
+
+    // The same filter continues.
+    let page = PageRequest::parse(2, &first.next_page_token).unwrap();
+    let second = registry.list_assets(&page, &high).await.unwrap();
+    assert_eq!(second.items[0].id, "a-4");
+
+    // Another filter, or another list, is refused by name.
+    let low = AssetFilter {
+        criticality: "low".into(),
+        ..AssetFilter::default()
+    };
+    let error = registry.list_assets(&page, &low).await.unwrap_err();
+    assert!(matches!(error, RegistryError::Invalid { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "page_token: was issued for another list or other filters; repeat the request \
+         that returned it, or start again without a token"
+    );
+    let error = registry
+        .list_assets(&page, &AssetFilter::default())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().starts_with("page_token: "), "{error}");
+    let error = registry.list_devices(&page, "", "").await.unwrap_err();
+    assert!(error.to_string().starts_with("page_token: "), "{error}");
+    let error = registry.list_sites(&page, "").await.unwrap_err();
+    assert!(error.to_string().starts_with("page_token: "), "{error}");
+    let error = registry
+        .list_work_orders(&page, "", Status::Unspecified)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().starts_with("page_token: "), "{error}");
+}
+
+#[tokio::test]
+async fn postgres_page_tokens_are_bound_to_their_list_and_filters() {
+    let database = TestDatabase::postgres().await;
+    page_tokens_are_bound_to_their_list_and_filters(&open(&database).await).await;
+}
+
+#[tokio::test]
+async fn sqlite_page_tokens_are_bound_to_their_list_and_filters() {
+    let database = TestDatabase::sqlite();
+    page_tokens_are_bound_to_their_list_and_filters(&open(&database).await).await;
+}
+
+/// Regression: any text was taken as a site's timezone.
+async fn site_timezones_are_iana_names(registry: &Registry) {
+    let mut bad = site("north", "North plant");
+    bad.timezone = "Mars/Olympus_Mons".into();
+    let error = registry.create_site(bad).await.unwrap_err();
+    assert!(matches!(error, RegistryError::Invalid { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "site.timezone: \"Mars/Olympus_Mons\" is not an IANA time zone name (like \
+         Europe/Berlin or UTC)"
+    );
+    let mut bad = site("north", "North plant");
+    bad.timezone = "+02:00".into();
+    assert!(registry.create_site(bad).await.is_err());
+    for (id, zone) in [("s-1", "Europe/Berlin"), ("s-2", "UTC"), ("s-3", "")] {
+        let mut good = site(id, "Plant");
+        good.timezone = zone.into();
+        assert_eq!(registry.create_site(good).await.unwrap().timezone, zone);
+    }
+    let report = import(
+        registry,
+        ImportFormat::Csv,
+        b"kind,id,name,timezone\nsite,s-4,Four,America/New_York\nsite,s-5,Five,Berlin\n",
+        false,
+    )
+    .await
+    .unwrap();
+    let refused: Vec<(u32, &str)> = report
+        .rows
+        .iter()
+        .filter(|row| !row.imported)
+        .map(|row| (row.line, row.error.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [(
+            3,
+            "timezone: \"Berlin\" is not an IANA time zone name (like Europe/Berlin or UTC)"
+        )]
+    );
+    let mask = UpdateMask::new(
+        "site",
+        &["timezone".into()],
+        &sinter_context::registry::SITE_FIELDS,
+    )
+    .unwrap();
+    let patch = sinter_proto::context::v1::Site {
+        id: "s-1".into(),
+        timezone: "Europe/Atlantis".into(),
+        ..Default::default()
+    };
+    assert!(registry.update_site(patch, &mask).await.is_err());
+}
+
+#[tokio::test]
+async fn postgres_site_timezones_are_iana_names() {
+    let database = TestDatabase::postgres().await;
+    site_timezones_are_iana_names(&open(&database).await).await;
+}
+
+#[tokio::test]
+async fn sqlite_site_timezones_are_iana_names() {
+    let database = TestDatabase::sqlite();
+    site_timezones_are_iana_names(&open(&database).await).await;
+}
+
+/// Regression: the API refused `HIGH` as a criticality while the import took `CLOSED` as
+/// a status. Enum text now ignores ASCII case everywhere and is stored in lowercase.
+async fn enum_text_ignores_case_through_the_api(registry: &Registry) {
+    registry
+        .create_site(site("north", "North plant"))
+        .await
+        .unwrap();
+    let mut node = asset("a-1", "north", "", "A1", "asset");
+    node.criticality = "HIGH".into();
+    assert_eq!(
+        registry.create_asset(node).await.unwrap().criticality,
+        "high"
+    );
+    let mask = UpdateMask::new(
+        "asset",
+        &["criticality".into()],
+        &sinter_context::registry::ASSET_FIELDS,
+    )
+    .unwrap();
+    let patch = Asset {
+        id: "a-1".into(),
+        criticality: "Low".into(),
+        ..Asset::default()
+    };
+    assert_eq!(
+        registry
+            .update_asset(patch, &mask)
+            .await
+            .unwrap()
+            .criticality,
+        "low"
+    );
+    let filter = AssetFilter {
+        criticality: "LOW".into(),
+        ..AssetFilter::default()
+    };
+    let listed = registry
+        .list_assets(&PageRequest::first(10), &filter)
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let mut bad = asset("a-2", "north", "", "A2", "asset");
+    bad.criticality = "Urgent".into();
+    assert_eq!(
+        registry.create_asset(bad).await.unwrap_err().to_string(),
+        "asset.criticality: \"Urgent\" is not one of low, medium, high, critical"
+    );
+}
+
+#[tokio::test]
+async fn postgres_enum_text_ignores_case_through_the_api() {
+    let database = TestDatabase::postgres().await;
+    enum_text_ignores_case_through_the_api(&open(&database).await).await;
+}
+
+#[tokio::test]
+async fn sqlite_enum_text_ignores_case_through_the_api() {
+    let database = TestDatabase::sqlite();
+    enum_text_ignores_case_through_the_api(&open(&database).await).await;
+}

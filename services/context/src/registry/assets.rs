@@ -4,7 +4,7 @@ use sinter_proto::context::v1::Asset;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::paging::{Page, PageRequest, like_pattern};
+use super::paging::{ListScope, Page, PageRequest, like_pattern};
 use super::{Registry, sites, timestamp, validate};
 use crate::error::{RegistryError, is_foreign_key_violation, is_unique_violation};
 use crate::mask::UpdateMask;
@@ -62,7 +62,8 @@ pub(crate) fn checked(mut asset: Asset, prefix: &str) -> Result<Asset, RegistryE
     if asset.criticality.is_empty() {
         "medium".clone_into(&mut asset.criticality);
     }
-    validate::criticality(&format!("{prefix}criticality"), &asset.criticality)?;
+    let criticality = validate::criticality(&format!("{prefix}criticality"), &asset.criticality)?;
+    criticality.clone_into(&mut asset.criticality);
     asset.attributes_json =
         validate::attributes(&format!("{prefix}attributes_json"), &asset.attributes_json)?;
     Ok(asset)
@@ -230,15 +231,43 @@ async fn write(conn: &mut AnyConnection, asset: &Asset, now: i64) -> Result<(), 
     Ok(())
 }
 
-/// Create the asset, or replace every field of an existing one (for imports).
-pub(crate) async fn upsert(
+/// Set the fields of `asset` that `mask` names from `patch`.
+fn merge(asset: &mut Asset, patch: &Asset, mask: &UpdateMask) {
+    mask.apply("site_id", &mut asset.site_id, &patch.site_id);
+    mask.apply("parent_id", &mut asset.parent_id, &patch.parent_id);
+    mask.apply("name", &mut asset.name, &patch.name);
+    mask.apply("level", &mut asset.level, &patch.level);
+    mask.apply("external_id", &mut asset.external_id, &patch.external_id);
+    mask.apply("criticality", &mut asset.criticality, &patch.criticality);
+    mask.apply("owner_team", &mut asset.owner_team, &patch.owner_team);
+    mask.apply(
+        "attributes_json",
+        &mut asset.attributes_json,
+        &patch.attributes_json,
+    );
+}
+
+/// Create the asset from `patch`, or change the fields `mask` names of the existing one
+/// (an import row: its columns are the mask).
+pub(crate) async fn put(
     conn: &mut AnyConnection,
-    asset: Asset,
+    patch: Asset,
+    mask: &UpdateMask,
     now: i64,
 ) -> Result<Asset, RegistryError> {
+    validate::id("id", &patch.id)?;
+    let existing = find(conn, &patch.id).await?;
+    let exists = existing.is_some();
+    let asset = match existing {
+        Some(mut asset) => {
+            merge(&mut asset, &patch, mask);
+            asset
+        }
+        None => patch,
+    };
     let asset = checked(asset, "")?;
     check_references(conn, &asset, "").await?;
-    if find(conn, &asset.id).await?.is_some() {
+    if exists {
         write(conn, &asset, now).await?;
     } else {
         insert(conn, &asset, now).await?;
@@ -288,23 +317,40 @@ impl Registry {
         page: &PageRequest,
         filter: &AssetFilter,
     ) -> Result<Page<Asset>, RegistryError> {
+        let criticality = if filter.criticality.is_empty() {
+            ""
+        } else {
+            validate::criticality("criticality", &filter.criticality)?
+        };
+        let pattern = like_pattern(&filter.name_contains);
+        let scope = ListScope::new(
+            "assets",
+            &[
+                &filter.site_id,
+                &filter.parent_id,
+                criticality,
+                &filter.owner_team,
+                &pattern,
+            ],
+        );
+        let after = page.after_in(scope)?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM assets WHERE id > $1 \
              AND ($2 = '' OR site_id = $2) AND ($3 = '' OR parent_id = $3) \
              AND ($4 = '' OR criticality = $4) AND ($5 = '' OR owner_team = $5) \
              AND ($6 = '' OR LOWER(name) LIKE $6 ESCAPE '\\') ORDER BY id LIMIT $7"
         ))
-        .bind(&page.after)
+        .bind(after)
         .bind(&filter.site_id)
         .bind(&filter.parent_id)
-        .bind(&filter.criticality)
+        .bind(criticality)
         .bind(&filter.owner_team)
-        .bind(like_pattern(&filter.name_contains))
+        .bind(&pattern)
         .bind(page.size + 1)
         .fetch_all(self.pool())
         .await?;
         let assets = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(assets, page.size, |asset| &asset.id))
+        Ok(Page::from_rows(assets, page.size, scope, |asset| &asset.id))
     }
 
     /// Change the fields of `patch` that `mask` names; moving an asset checks the new
@@ -319,18 +365,7 @@ impl Registry {
         let mut asset = find(&mut tx, &patch.id)
             .await?
             .ok_or_else(|| RegistryError::not_found("asset", &patch.id))?;
-        mask.apply("site_id", &mut asset.site_id, &patch.site_id);
-        mask.apply("parent_id", &mut asset.parent_id, &patch.parent_id);
-        mask.apply("name", &mut asset.name, &patch.name);
-        mask.apply("level", &mut asset.level, &patch.level);
-        mask.apply("external_id", &mut asset.external_id, &patch.external_id);
-        mask.apply("criticality", &mut asset.criticality, &patch.criticality);
-        mask.apply("owner_team", &mut asset.owner_team, &patch.owner_team);
-        mask.apply(
-            "attributes_json",
-            &mut asset.attributes_json,
-            &patch.attributes_json,
-        );
+        merge(&mut asset, &patch, mask);
         let asset = checked(asset, "asset.")?;
         check_references(&mut tx, &asset, "asset.").await?;
         write(&mut tx, &asset, self.now()).await?;

@@ -4,7 +4,7 @@ use sinter_proto::context::v1::Device;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::paging::{Page, PageRequest};
+use super::paging::{ListScope, Page, PageRequest};
 use super::{Registry, assets, timestamp, validate};
 use crate::error::{RegistryError, is_unique_violation};
 use crate::mask::UpdateMask;
@@ -107,15 +107,38 @@ async fn write(conn: &mut AnyConnection, device: &Device, now: i64) -> Result<()
     Ok(())
 }
 
-/// Create the device, or replace every field of an existing one (for imports).
-pub(crate) async fn upsert(
+/// Set the fields of `device` that `mask` names from `patch`.
+fn merge(device: &mut Device, patch: &Device, mask: &UpdateMask) {
+    mask.apply("asset_id", &mut device.asset_id, &patch.asset_id);
+    mask.apply("device_type", &mut device.device_type, &patch.device_type);
+    mask.apply(
+        "attributes_json",
+        &mut device.attributes_json,
+        &patch.attributes_json,
+    );
+}
+
+/// Create the device from `patch`, or change the fields `mask` names of the existing one
+/// (an import row: its columns are the mask).
+pub(crate) async fn put(
     conn: &mut AnyConnection,
-    device: Device,
+    patch: Device,
+    mask: &UpdateMask,
     now: i64,
 ) -> Result<Device, RegistryError> {
+    validate::id("id", &patch.id)?;
+    let existing = find(conn, &patch.id).await?;
+    let exists = existing.is_some();
+    let device = match existing {
+        Some(mut device) => {
+            merge(&mut device, &patch, mask);
+            device
+        }
+        None => patch,
+    };
     let device = checked(device, "")?;
     check_references(conn, &device, "").await?;
-    if find(conn, &device.id).await?.is_some() {
+    if exists {
         write(conn, &device, now).await?;
     } else {
         insert(conn, &device, now).await?;
@@ -156,19 +179,23 @@ impl Registry {
         asset_id: &str,
         device_type: &str,
     ) -> Result<Page<Device>, RegistryError> {
+        let scope = ListScope::new("devices", &[asset_id, device_type]);
+        let after = page.after_in(scope)?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM devices WHERE id > $1 \
              AND ($2 = '' OR asset_id = $2) AND ($3 = '' OR device_type = $3) \
              ORDER BY id LIMIT $4"
         ))
-        .bind(&page.after)
+        .bind(after)
         .bind(asset_id)
         .bind(device_type)
         .bind(page.size + 1)
         .fetch_all(self.pool())
         .await?;
         let devices = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(devices, page.size, |device| &device.id))
+        Ok(Page::from_rows(devices, page.size, scope, |device| {
+            &device.id
+        }))
     }
 
     /// Change the fields of `patch` that `mask` names; naming `asset_id` rebinds (or,
@@ -183,13 +210,7 @@ impl Registry {
         let mut device = find(&mut tx, &patch.id)
             .await?
             .ok_or_else(|| RegistryError::not_found("device", &patch.id))?;
-        mask.apply("asset_id", &mut device.asset_id, &patch.asset_id);
-        mask.apply("device_type", &mut device.device_type, &patch.device_type);
-        mask.apply(
-            "attributes_json",
-            &mut device.attributes_json,
-            &patch.attributes_json,
-        );
+        merge(&mut device, &patch, mask);
         let device = checked(device, "device.")?;
         check_references(&mut tx, &device, "device.").await?;
         write(&mut tx, &device, self.now()).await?;

@@ -4,7 +4,7 @@ use sinter_proto::context::v1::Site;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::paging::{Page, PageRequest, like_pattern};
+use super::paging::{ListScope, Page, PageRequest, like_pattern};
 use super::{Registry, timestamp, validate};
 use crate::error::{RegistryError, is_foreign_key_violation, is_unique_violation};
 use crate::mask::UpdateMask;
@@ -29,6 +29,7 @@ fn from_row(row: &AnyRow) -> Result<Site, sqlx::Error> {
 pub(crate) fn checked(mut site: Site, prefix: &str) -> Result<Site, RegistryError> {
     validate::id(&format!("{prefix}id"), &site.id)?;
     validate::required(&format!("{prefix}name"), &site.name)?;
+    validate::timezone(&format!("{prefix}timezone"), &site.timezone)?;
     site.attributes_json =
         validate::attributes(&format!("{prefix}attributes_json"), &site.attributes_json)?;
     Ok(site)
@@ -94,18 +95,34 @@ pub(crate) async fn write(
     Ok(())
 }
 
-/// Create the site, or replace every field of an existing one (for imports).
-pub(crate) async fn upsert(
+/// Set the fields of `site` that `mask` names from `patch`.
+fn merge(site: &mut Site, patch: &Site, mask: &UpdateMask) {
+    mask.apply("name", &mut site.name, &patch.name);
+    mask.apply("timezone", &mut site.timezone, &patch.timezone);
+    mask.apply(
+        "attributes_json",
+        &mut site.attributes_json,
+        &patch.attributes_json,
+    );
+}
+
+/// Create the site from `patch`, or change the fields `mask` names of the existing one
+/// (an import row: its columns are the mask).
+pub(crate) async fn put(
     conn: &mut AnyConnection,
-    site: Site,
+    patch: Site,
+    mask: &UpdateMask,
     now: i64,
 ) -> Result<Site, RegistryError> {
-    let site = checked(site, "")?;
-    if find(conn, &site.id).await?.is_some() {
-        write(conn, &site, now).await?;
-    } else {
+    validate::id("id", &patch.id)?;
+    let Some(mut site) = find(conn, &patch.id).await? else {
+        let site = checked(patch, "")?;
         insert(conn, &site, now).await?;
-    }
+        return Ok(site);
+    };
+    merge(&mut site, &patch, mask);
+    let site = checked(site, "")?;
+    write(conn, &site, now).await?;
     Ok(site)
 }
 
@@ -133,17 +150,20 @@ impl Registry {
         page: &PageRequest,
         name_contains: &str,
     ) -> Result<Page<Site>, RegistryError> {
+        let pattern = like_pattern(name_contains);
+        let scope = ListScope::new("sites", &[&pattern]);
+        let after = page.after_in(scope)?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM sites WHERE id > $1 \
              AND ($2 = '' OR LOWER(name) LIKE $2 ESCAPE '\\') ORDER BY id LIMIT $3"
         ))
-        .bind(&page.after)
-        .bind(like_pattern(name_contains))
+        .bind(after)
+        .bind(&pattern)
         .bind(page.size + 1)
         .fetch_all(self.pool())
         .await?;
         let sites = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(sites, page.size, |site| &site.id))
+        Ok(Page::from_rows(sites, page.size, scope, |site| &site.id))
     }
 
     /// Change the fields of `patch` that `mask` names.
@@ -153,13 +173,7 @@ impl Registry {
         let mut site = find(&mut tx, &patch.id)
             .await?
             .ok_or_else(|| RegistryError::not_found("site", &patch.id))?;
-        mask.apply("name", &mut site.name, &patch.name);
-        mask.apply("timezone", &mut site.timezone, &patch.timezone);
-        mask.apply(
-            "attributes_json",
-            &mut site.attributes_json,
-            &patch.attributes_json,
-        );
+        merge(&mut site, &patch, mask);
         let site = checked(site, "site.")?;
         write(&mut tx, &site, self.now()).await?;
         tx.commit().await?;

@@ -36,14 +36,32 @@ pub fn required(field: &str, value: &str) -> Result<(), RegistryError> {
     Ok(())
 }
 
-/// A criticality from [`CRITICALITIES`].
-pub fn criticality(field: &str, value: &str) -> Result<(), RegistryError> {
-    if CRITICALITIES.contains(&value) {
-        return Ok(());
+/// A criticality from [`CRITICALITIES`], in its stored (lowercase) form.
+///
+/// Enum text is matched ignoring ASCII case everywhere (API, list filters, imports) and
+/// stored in lowercase, so `HIGH`, `High` and `high` are one criticality.
+pub fn criticality(field: &str, value: &str) -> Result<&'static str, RegistryError> {
+    if let Some(known) = CRITICALITIES
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(value))
+    {
+        return Ok(known);
     }
     Err(RegistryError::invalid(
         field,
         format!("{value:?} is not one of {}", CRITICALITIES.join(", ")),
+    ))
+}
+
+/// A site's timezone: empty (not given) or an IANA time zone name such as
+/// `Europe/Berlin` or `UTC`, spelled as the tz database spells it.
+pub fn timezone(field: &str, value: &str) -> Result<(), RegistryError> {
+    if value.is_empty() || value.parse::<chrono_tz::Tz>().is_ok() {
+        return Ok(());
+    }
+    Err(RegistryError::invalid(
+        field,
+        format!("{value:?} is not an IANA time zone name (like Europe/Berlin or UTC)"),
     ))
 }
 
@@ -107,5 +125,29 @@ mod tests {
         );
         assert_eq!(attributes("x", " {\"kw\": 75} ").unwrap(), "{\"kw\":75}");
         assert_eq!(attributes("x", "").unwrap(), "{}");
+    }
+
+    #[test]
+    fn enum_text_ignores_case_and_comes_back_lowercase() {
+        assert_eq!(criticality("c", "HIGH").unwrap(), "high");
+        assert_eq!(criticality("c", "Critical").unwrap(), "critical");
+        assert!(criticality("c", "hi").is_err());
+        assert!(criticality("c", "").is_err());
+    }
+
+    #[test]
+    fn timezones_are_iana_names_or_empty() {
+        for good in ["", "UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires"] {
+            assert!(timezone("t", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "Berlin",
+            "europe/berlin",
+            "+02:00",
+            "Mars/Olympus_Mons",
+            " UTC",
+        ] {
+            assert!(timezone("t", bad).is_err(), "{bad}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use sinter_proto::context::v1::work_order::Status;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::paging::{Page, PageRequest};
+use super::paging::{ListScope, Page, PageRequest};
 use super::{Registry, assets, timestamp, validate};
 use crate::error::{RegistryError, is_unique_violation};
 use crate::mask::UpdateMask;
@@ -145,15 +145,32 @@ async fn write(conn: &mut AnyConnection, order: &WorkOrder, now: i64) -> Result<
     Ok(())
 }
 
-/// Create the work order, or replace every field of an existing one (for imports).
-pub(crate) async fn upsert(
+/// Create the work order from `patch`, or change the fields `mask` names of the existing
+/// one (an import row: its columns are the mask). A named status must be open or closed.
+pub(crate) async fn put(
     conn: &mut AnyConnection,
-    order: WorkOrder,
+    patch: WorkOrder,
+    mask: &UpdateMask,
     now: i64,
 ) -> Result<WorkOrder, RegistryError> {
+    validate::id("id", &patch.id)?;
+    let existing = find(conn, &patch.id).await?;
+    let exists = existing.is_some();
+    let order = match existing {
+        Some(mut order) => {
+            mask.apply("asset_id", &mut order.asset_id, &patch.asset_id);
+            mask.apply("external_id", &mut order.external_id, &patch.external_id);
+            mask.apply("title", &mut order.title, &patch.title);
+            if mask.touches("status", patch.status != Status::Unspecified as i32) {
+                order.status = patch.status;
+            }
+            order
+        }
+        None => patch,
+    };
     let order = checked(order, "")?;
     check_references(conn, &order, "").await?;
-    if find(conn, &order.id).await?.is_some() {
+    if exists {
         write(conn, &order, now).await?;
     } else {
         insert(conn, &order, now).await?;
@@ -197,19 +214,21 @@ impl Registry {
             Status::Unspecified => "",
             other => status_name(other),
         };
+        let scope = ListScope::new("work_orders", &[asset_id, status]);
+        let after = page.after_in(scope)?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM work_orders WHERE id > $1 \
              AND ($2 = '' OR asset_id = $2) AND ($3 = '' OR status = $3) \
              ORDER BY id LIMIT $4"
         ))
-        .bind(&page.after)
+        .bind(after)
         .bind(asset_id)
         .bind(status)
         .bind(page.size + 1)
         .fetch_all(self.pool())
         .await?;
         let orders = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(orders, page.size, |order| &order.id))
+        Ok(Page::from_rows(orders, page.size, scope, |order| &order.id))
     }
 
     /// Change the fields of `patch` that `mask` names (closing a work order is a

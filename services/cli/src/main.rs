@@ -3,6 +3,7 @@
 
 mod commands;
 mod demo;
+mod dev;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,8 @@ struct Cli {
 /// What a command acts on.
 #[derive(Debug, Subcommand)]
 enum Noun {
+    /// Run Sinter in one process: the four services, the embedded bus, SQLite, a simulator.
+    Dev(Box<dev::DevArgs>),
     /// Work with Solution files.
     #[command(subcommand)]
     Solution(commands::solution::SolutionCommand),
@@ -30,6 +33,12 @@ enum Noun {
     Sample(commands::sample::SampleCommand),
     /// Send readings from JSON lines to a running Sinter.
     Publish(commands::publish::PublishArgs),
+    /// Replay a `timestamp,value` CSV log as one device's readings.
+    Replay(commands::replay::ReplayArgs),
+    /// Recommendations of a running Sinter: list, watch, show, ack, assign, comment, resolve.
+    Recs(commands::recs::RecsArgs),
+    /// The asset registry of a running Sinter: import, list.
+    Assets(commands::assets::AssetsArgs),
     /// Score the anomaly detector on Numenta Anomaly Benchmark files.
     Nab(commands::nab::NabArgs),
     /// Print a simulated pump fleet's telemetry as JSON lines.
@@ -58,12 +67,16 @@ pub(crate) mod exit {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.noun {
+        Noun::Dev(args) => args.run(),
         Noun::Solution(command) => command.run(),
         Noun::Bench(command) => command.run(),
         Noun::Sample(command) => command.run(),
         Noun::Simulate(args) => args.run(),
         Noun::Nab(args) => args.run(),
         Noun::Publish(args) => args.run(),
+        Noun::Replay(args) => args.run(),
+        Noun::Recs(args) => args.run(),
+        Noun::Assets(args) => args.run(),
     };
     match outcome {
         Ok(code) => code,

@@ -112,7 +112,7 @@ pub async fn publish_lines(
         }
         if pending.len() == batch_size {
             batches += 1;
-            send(
+            send_batch(
                 &mut client,
                 solution,
                 batches,
@@ -124,13 +124,15 @@ pub async fn publish_lines(
     }
     if !pending.is_empty() {
         batches += 1;
-        send(&mut client, solution, batches, pending, &mut summary).await?;
+        send_batch(&mut client, solution, batches, pending, &mut summary).await?;
     }
     summary.refused.sort_by_key(|(line, _, _)| *line);
     Ok(summary)
 }
 
-async fn send<T>(
+/// Send one batch with `Publish`; `readings` carry their input line numbers, and what
+/// became of each is added to `summary`.
+pub async fn send_batch<T>(
     client: &mut IngestServiceClient<T>,
     solution: &str,
     batch: usize,

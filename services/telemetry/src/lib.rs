@@ -15,4 +15,4 @@ mod setup;
 
 pub use args::{LogFormat, MetricsAddr, TelemetryArgs};
 pub use http::{Readiness, metrics_router, serve_metrics};
-pub use setup::{Telemetry, TelemetryError, init};
+pub use setup::{Telemetry, TelemetryError, init, init_with_filter};

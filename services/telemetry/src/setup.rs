@@ -88,6 +88,16 @@ fn otlp_configured(signal_var: &str) -> bool {
 /// Call once, inside a Tokio runtime. Installs the global tracing subscriber, tracer
 /// provider, meter provider and the W3C trace-context propagator.
 pub fn init(service: &'static str, args: &TelemetryArgs) -> Result<Telemetry, TelemetryError> {
+    init_with_filter(service, args, "info")
+}
+
+/// [`init`], with `default_filter` (an `EnvFilter` directive such as `warn`) for the logs
+/// when `RUST_LOG` is not set.
+pub fn init_with_filter(
+    service: &'static str,
+    args: &TelemetryArgs,
+    default_filter: &str,
+) -> Result<Telemetry, TelemetryError> {
     let resource = Resource::builder()
         .with_service_name(service)
         .with_attribute(KeyValue::new("service.namespace", "sinter"))
@@ -135,7 +145,7 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> Result<Telemetry, Te
         Ok(text) if !text.trim().is_empty() => {
             EnvFilter::try_new(text).map_err(TelemetryError::Filter)?
         }
-        _ => EnvFilter::new("info"),
+        _ => EnvFilter::try_new(default_filter).map_err(TelemetryError::Filter)?,
     };
     let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer(service));
     // Colour only for a person at a terminal, never in files and collectors.

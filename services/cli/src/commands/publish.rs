@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
+use crate::commands::client::ClientArgs;
 use crate::exit;
 
 /// Publish readings, one JSON object per line (`{"device", "metric", "value", "ts",
@@ -18,23 +19,8 @@ pub(crate) struct PublishArgs {
     /// The file of JSON lines; `-` or nothing reads standard input.
     #[arg(value_name = "FILE")]
     file: Option<PathBuf>,
-    /// The Solution, `<namespace>/<name>`.
-    #[arg(
-        long,
-        env = "SINTER_SOLUTION_NAME",
-        default_value = "plant-north/pump-health"
-    )]
-    solution: String,
-    /// The ingest service's gRPC endpoint.
-    #[arg(
-        long,
-        env = "SINTER_INGEST_ENDPOINT",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    endpoint: String,
-    /// Bearer token; from the environment by default.
-    #[arg(long, env = "SINTER_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
     /// Readings per Publish call.
     #[arg(long, default_value_t = 500,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -57,9 +43,9 @@ impl PublishArgs {
         let lines = sinter_ingest::client::parse_json_lines(&text);
         let runtime = tokio::runtime::Runtime::new().context("cannot start the Tokio runtime")?;
         let summary = runtime.block_on(sinter_ingest::client::publish_lines(
-            &self.endpoint,
-            self.token.as_deref(),
-            &self.solution,
+            &self.client.endpoint,
+            self.client.token.as_deref(),
+            &self.client.solution,
             lines,
             self.batch_size,
         ))?;

@@ -21,6 +21,16 @@ pub(crate) enum FaultKind {
     PressureLoss,
 }
 
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FaultKind::BearingOverheat => "overheating bearing",
+            FaultKind::Vibration => "rising vibration",
+            FaultKind::PressureLoss => "loss of suction pressure",
+        })
+    }
+}
+
 impl FaultKind {
     const ALL: [FaultKind; 3] = [
         FaultKind::BearingOverheat,

@@ -1,0 +1,383 @@
+//! `sinter recs ...`: the recommendations of a running Sinter, and what people do with them.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use sinter_orchestrator::client::{parse_outcome, parse_state, state_word, summary_line};
+use sinter_proto::orchestrator::v1 as pb;
+use tokio_stream::StreamExt;
+
+use crate::commands::client::{ClientArgs, Output, runtime, time_text};
+use crate::exit;
+
+/// Recommendations: list, watch, show, acknowledge, assign, comment on, resolve.
+#[derive(Debug, Args)]
+pub(crate) struct RecsArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: RecsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RecsCommand {
+    /// List recommendations, newest first; every state unless --state is given.
+    List {
+        /// Only these states (open, acknowledged, in_progress, resolved, false_alarm,
+        /// closed); repeat or separate with commas.
+        #[arg(long, value_delimiter = ',', value_parser = parse_state)]
+        state: Vec<pb::RecommendationState>,
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only this asset.
+        #[arg(long)]
+        asset: Option<String>,
+    },
+    /// Print each change as it happens (the open ones first) until Ctrl-C.
+    Watch,
+    /// One recommendation with its context and history.
+    Show { id: String },
+    /// Acknowledge: someone is on it.
+    Ack {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Give it to someone (acknowledges it too).
+    Assign {
+        id: String,
+        assignee: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Add a comment to its history.
+    Comment {
+        id: String,
+        text: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// End it: fixed, or a false alarm.
+    Resolve {
+        id: String,
+        /// fixed or false_alarm.
+        #[arg(long, default_value = "fixed", value_parser = parse_outcome)]
+        outcome: pb::Outcome,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+}
+
+/// Who is acting, for the history.
+#[derive(Debug, Args)]
+struct Actor {
+    /// Your name in the recommendation's history; $USER by default.
+    #[arg(long = "as", env = "USER", default_value = "someone")]
+    name: String,
+}
+
+impl RecsArgs {
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        runtime()?.block_on(self.run_async())
+    }
+
+    async fn run_async(self) -> anyhow::Result<ExitCode> {
+        let client_args = &self.client;
+        let mut client =
+            sinter_orchestrator::client::connect(&client_args.endpoint, client_args.bearer()?)
+                .await
+                .with_context(|| format!("cannot connect to {}", client_args.endpoint))?;
+        let output = client_args.output;
+        let changed = match self.command {
+            RecsCommand::List { state, rule, asset } => {
+                let request = pb::ListRecommendationsRequest {
+                    solution: client_args.solution.clone(),
+                    states: state.into_iter().map(|s| s as i32).collect(),
+                    asset_id: asset.unwrap_or_default(),
+                    rule: rule.unwrap_or_default(),
+                    page_size: 500,
+                    ..Default::default()
+                };
+                let all = list_all(&mut client, request).await?;
+                match output {
+                    Output::Json => print_json(&Value::Array(all.iter().map(to_json).collect())),
+                    Output::Text if all.is_empty() => println!("No recommendations."),
+                    Output::Text => all.iter().for_each(|r| println!("{}", summary_line(r))),
+                }
+                return Ok(exit::OK);
+            }
+            RecsCommand::Watch => {
+                let request = pb::WatchRecommendationsRequest {
+                    solution: client_args.solution.clone(),
+                    include_open: true,
+                };
+                let mut stream = client.watch_recommendations(request).await?.into_inner();
+                while let Some(change) = stream.next().await {
+                    let change = change?;
+                    match output {
+                        Output::Json => println!("{}", change_json(&change)),
+                        Output::Text => {
+                            if let Some(text) = crate::dev::summary::describe(&change) {
+                                println!("{}  {text}", crate::dev::simulator::clock_time());
+                            }
+                        }
+                    }
+                }
+                return Ok(exit::OK);
+            }
+            RecsCommand::Show { id } => {
+                let recommendation = client
+                    .get_recommendation(pb::GetRecommendationRequest { id })
+                    .await?
+                    .into_inner();
+                match output {
+                    Output::Json => print_json(&to_json(&recommendation)),
+                    Output::Text => print!("{}", details(&recommendation)),
+                }
+                return Ok(exit::OK);
+            }
+            RecsCommand::Ack { id, comment, actor } => client
+                .acknowledge_recommendation(pb::AcknowledgeRecommendationRequest {
+                    id,
+                    actor: actor.name,
+                    comment: comment.unwrap_or_default(),
+                })
+                .await?
+                .into_inner(),
+            RecsCommand::Assign {
+                id,
+                assignee,
+                comment,
+                actor,
+            } => client
+                .assign_recommendation(pb::AssignRecommendationRequest {
+                    id,
+                    actor: actor.name,
+                    assignee,
+                    comment: comment.unwrap_or_default(),
+                })
+                .await?
+                .into_inner(),
+            RecsCommand::Comment { id, text, actor } => client
+                .comment_recommendation(pb::CommentRecommendationRequest {
+                    id,
+                    actor: actor.name,
+                    comment: text,
+                })
+                .await?
+                .into_inner(),
+            RecsCommand::Resolve {
+                id,
+                outcome,
+                comment,
+                actor,
+            } => client
+                .resolve_recommendation(pb::ResolveRecommendationRequest {
+                    id,
+                    actor: actor.name,
+                    outcome: outcome as i32,
+                    comment: comment.unwrap_or_default(),
+                })
+                .await?
+                .into_inner(),
+        };
+        match output {
+            Output::Json => print_json(&to_json(&changed)),
+            Output::Text => println!("{}", summary_line(&changed)),
+        }
+        Ok(exit::OK)
+    }
+}
+
+async fn list_all(
+    client: &mut sinter_orchestrator::client::Client,
+    request: pb::ListRecommendationsRequest,
+) -> anyhow::Result<Vec<pb::Recommendation>> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_recommendations(pb::ListRecommendationsRequest {
+                page_token: page_token.clone(),
+                ..request.clone()
+            })
+            .await?
+            .into_inner();
+        all.extend(page.recommendations);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}
+
+fn severity_word(severity: i32) -> String {
+    sinter_proto::events::v1::Severity::try_from(severity)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("SEVERITY_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn outcome_word(outcome: i32) -> String {
+    pb::Outcome::try_from(outcome)
+        .map(|o| {
+            o.as_str_name()
+                .trim_start_matches("OUTCOME_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+/// A recommendation as JSON: what `--output json` prints.
+pub(crate) fn to_json(recommendation: &pb::Recommendation) -> Value {
+    let situation = recommendation.situation.as_ref();
+    let detection = situation.and_then(|s| s.detection.as_ref());
+    let asset = situation.and_then(|s| s.asset.as_ref());
+    json!({
+        "id": recommendation.id,
+        "solution": recommendation.solution,
+        "rule": recommendation.rule,
+        "state": state_word(recommendation.state()),
+        "title": recommendation.title,
+        "description": recommendation.description,
+        "severity": severity_word(recommendation.severity),
+        "assetId": recommendation.asset_id,
+        "deviceId": recommendation.device_id,
+        "occurrences": recommendation.occurrences,
+        "assignee": recommendation.assignee,
+        "escalationLevel": recommendation.escalation_level,
+        "escalatedTo": recommendation.escalated_to,
+        "outcome": outcome_word(recommendation.outcome),
+        "openedAt": time_text(recommendation.opened_at.as_ref()),
+        "acknowledgedAt": time_text(recommendation.acknowledged_at.as_ref()),
+        "resolvedAt": time_text(recommendation.resolved_at.as_ref()),
+        "detection": detection.map(|d| json!({
+            "detector": d.detector_name,
+            "metric": d.metric,
+            "value": d.value,
+            "eventTime": time_text(d.event_time.as_ref()),
+        })),
+        "asset": asset.map(|a| json!({
+            "id": a.asset_id,
+            "name": a.asset_name,
+            "externalId": a.external_id,
+            "criticality": a.criticality,
+            "ownerTeam": a.owner_team,
+            "site": a.site_name,
+            "path": a.path.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+        })),
+        "history": recommendation.history.iter().map(|h| json!({
+            "at": time_text(h.at.as_ref()),
+            "actor": h.actor,
+            "event": h.event,
+            "comment": h.comment,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn change_json(change: &pb::RecommendationChange) -> Value {
+    json!({
+        "event": change.change.as_ref().map(|c| c.event.clone()).unwrap_or_default(),
+        "recommendation": change.recommendation.as_ref().map(to_json),
+    })
+}
+
+/// What `sinter recs show` prints.
+fn details(recommendation: &pb::Recommendation) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    let _ = writeln!(text, "{}  {}", recommendation.id, recommendation.title);
+    let _ = writeln!(
+        text,
+        "  state {}, severity {}, rule {}, {} occurrence(s)",
+        state_word(recommendation.state()),
+        severity_word(recommendation.severity),
+        recommendation.rule,
+        recommendation.occurrences
+    );
+    if !recommendation.description.is_empty() {
+        let _ = writeln!(
+            text,
+            "  {}",
+            recommendation.description.replace('\n', "\n  ")
+        );
+    }
+    let situation = recommendation.situation.as_ref();
+    if let Some(asset) = situation.and_then(|s| s.asset.as_ref()) {
+        let _ = writeln!(
+            text,
+            "  asset {} ({}), {}, criticality {}, owner {}",
+            asset.asset_name,
+            asset.asset_id,
+            asset
+                .path
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" > "),
+            asset.criticality,
+            asset.owner_team
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "  device {} (no asset in the registry)",
+            recommendation.device_id
+        );
+    }
+    if let Some(detection) = situation.and_then(|s| s.detection.as_ref()) {
+        let _ = writeln!(
+            text,
+            "  detection {} on {} = {} at {}",
+            detection.detector_name,
+            detection.metric,
+            detection.value,
+            time_text(detection.event_time.as_ref())
+        );
+    }
+    if !recommendation.assignee.is_empty() {
+        let _ = writeln!(text, "  assigned to {}", recommendation.assignee);
+    }
+    if recommendation.escalation_level > 0 {
+        let _ = writeln!(
+            text,
+            "  escalated {} time(s), now to {}",
+            recommendation.escalation_level, recommendation.escalated_to
+        );
+    }
+    let _ = writeln!(text, "  history:");
+    for entry in &recommendation.history {
+        let comment = if entry.comment.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", entry.comment)
+        };
+        let _ = writeln!(
+            text,
+            "    {}  {} {}{comment}",
+            time_text(entry.at.as_ref()),
+            entry.actor,
+            entry.event
+        );
+    }
+    text
+}

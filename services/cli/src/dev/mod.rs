@@ -1,0 +1,399 @@
+//! `sinter dev`: the four services in one process, on the embedded bus and SQLite, with a
+//! simulated pump fleet and a live summary of what happens.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use sinter_bus::Bus;
+use sinter_bus::embedded::EmbeddedBus;
+use sinter_core::{SharedClock, Solution, SystemClock};
+use sinter_grpc::{Auth, GrpcServer, Tokens};
+use sinter_runtime::{Service, ServiceContext, Shutdown};
+use sinter_telemetry::TelemetryArgs;
+use tokio::task::JoinSet;
+
+use crate::exit;
+use simulator::{Simulator, SimulatorConfig};
+use summary::{Summary, watch_recommendations};
+
+pub(crate) mod simulator;
+pub(crate) mod summary;
+
+/// The demo Solution, used when no `--solution` is given.
+pub(crate) const DEMO_SOLUTION: &str = include_str!("../../../../examples/demo/solution.yaml");
+/// The demo registry: the north plant, its pumps and machines, bound to their devices.
+pub(crate) const DEMO_REGISTRY: &str = include_str!("../../../../examples/demo/registry.csv");
+
+/// Run Sinter in one process: ingest, analytics, context and orchestrator on the embedded
+/// bus, state in SQLite under `--data-dir` (kept across restarts), every gRPC API on one
+/// port, and a simulated pump fleet unless `--no-simulator`.
+///
+/// Stops on Ctrl-C (or after `--run-for`).
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Solution files to run; the demo Solution (examples/demo/solution.yaml) by default.
+    #[arg(long = "solution", value_name = "FILE")]
+    solutions: Vec<PathBuf>,
+    /// Where the services keep their SQLite databases.
+    #[arg(long, env = "SINTER_DATA_DIR", default_value = ".sinter")]
+    data_dir: PathBuf,
+    /// Where every gRPC API listens.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    grpc_addr: SocketAddr,
+    /// Where the HTTP readings API listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http_addr: SocketAddr,
+    /// Registry (CSV or JSON lines) imported when the registry is empty; the demo registry
+    /// by default.
+    #[arg(long, value_name = "FILE")]
+    registry: Option<PathBuf>,
+    /// Require this bearer token on gRPC (required when --grpc-addr is not loopback).
+    #[arg(long, env = "SINTER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Do not run the device simulator.
+    #[arg(long)]
+    no_simulator: bool,
+    /// Simulated pumps (p-01, p-02, ...).
+    #[arg(long, default_value_t = 36,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=999))]
+    pumps: usize,
+    /// Time between two readings of each simulated metric.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// When the simulator's first fault starts.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    first_fault: Duration,
+    /// Subscribe to the Solutions' MQTT sources.
+    #[arg(long)]
+    mqtt: bool,
+    /// Time between two summary lines.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    summary_every: Duration,
+    /// Stop after this long (for scripts); runs until Ctrl-C otherwise.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    run_for: Option<Duration>,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
+
+impl DevArgs {
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the Tokio runtime")?;
+        runtime.block_on(self.run_async())
+    }
+
+    async fn run_async(self) -> anyhow::Result<ExitCode> {
+        let telemetry = sinter_telemetry::init_with_filter("sinter-dev", &self.telemetry, "warn")
+            .context("telemetry could not start")?;
+        let solutions = match self.load_solutions() {
+            Ok(solutions) => solutions,
+            Err(code) => return Ok(code),
+        };
+        let auth = self.auth()?;
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+
+        let shutdown = Shutdown::on_signals();
+        let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::new());
+        for solution in &solutions {
+            sinter_operator::topics::provision(bus.as_ref(), solution)
+                .await
+                .with_context(|| format!("cannot create {}'s topics", solution.qualified_name()))?;
+        }
+        let clock: SharedClock = Arc::new(SystemClock);
+        let context = ServiceContext {
+            solutions: Arc::new(solutions.clone()),
+            bus,
+            clock: clock.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let parts = self.build_services(&context).await?;
+        self.seed_registry(parts.context.registry()).await?;
+        let changes = parts.orchestrator.subscribe_changes();
+
+        let services: Vec<Box<dyn Service>> = vec![
+            Box::new(parts.ingest),
+            Box::new(parts.analytics),
+            Box::new(parts.context),
+            Box::new(parts.orchestrator),
+        ];
+        let mut server = GrpcServer::new(auth);
+        for service in &services {
+            server = service.register(server);
+        }
+        let (grpc_addr, serving) = server
+            .bind(self.grpc_addr, shutdown.clone().wait())
+            .await
+            .with_context(|| format!("cannot serve gRPC on {}", self.grpc_addr))?;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move { serving.await.context("the gRPC server failed") });
+        if let Some(addr) = self.telemetry.metrics_socket() {
+            let ready = sinter_telemetry::Readiness::default();
+            ready.set(true);
+            sinter_telemetry::serve_metrics(
+                addr,
+                telemetry.registry().clone(),
+                ready,
+                shutdown.clone().wait(),
+            )
+            .await
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        }
+        for service in services {
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                service
+                    .run(stop)
+                    .await
+                    .map_err(|err| anyhow::anyhow!(err).context("a service failed"))
+            });
+        }
+
+        self.print_banner(&solutions, grpc_addr);
+        let solution = solutions[0].qualified_name();
+        if !self.no_simulator {
+            let simulator = Simulator::new(SimulatorConfig {
+                endpoint: format!("http://{grpc_addr}"),
+                token: self.token.clone(),
+                solution: solution.clone(),
+                pumps: self.pumps,
+                interval: self.interval,
+                first_fault: self.first_fault,
+            });
+            let stop = shutdown.clone();
+            let clock = clock.clone();
+            tasks.spawn(async move { simulator.run(clock, stop).await });
+        }
+        let summary = Summary::new(telemetry.registry().clone(), self.summary_every);
+        tasks.spawn(summary.run(shutdown.clone()));
+        tasks.spawn(watch_recommendations(changes, shutdown.clone()));
+        if let Some(limit) = self.run_for {
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                stop.trigger();
+            });
+        }
+
+        let mut failed = None;
+        while let Some(joined) = tasks.join_next().await {
+            let result = joined
+                .map_err(anyhow::Error::from)
+                .and_then(|result| result);
+            if let Err(err) = result {
+                eprintln!("sinter dev: {err:#}");
+                failed.get_or_insert(err);
+                shutdown.trigger();
+            }
+        }
+        println!(
+            "Stopped at {}; state kept in {}.",
+            clock.now(),
+            self.data_dir.display()
+        );
+        telemetry.shutdown();
+        Ok(if failed.is_some() {
+            exit::cannot_run()
+        } else {
+            exit::OK
+        })
+    }
+
+    /// The Solutions to run, or the exit status after printing why none can run.
+    fn load_solutions(&self) -> Result<Vec<Solution>, ExitCode> {
+        if self.solutions.is_empty() {
+            return match Solution::from_yaml(DEMO_SOLUTION) {
+                Ok(solution) => Ok(vec![solution]),
+                Err(errors) => {
+                    eprintln!("sinter dev: the demo Solution is invalid:\n{errors}");
+                    Err(exit::cannot_run())
+                }
+            };
+        }
+        let loaded = sinter_runtime::load_solutions(&self.solutions);
+        for (path, errors) in &loaded.refused {
+            eprintln!("sinter dev: {} is refused:\n{errors}", path.display());
+        }
+        if loaded.solutions.is_empty() {
+            return Err(exit::problems_found());
+        }
+        Ok(loaded.solutions)
+    }
+
+    fn auth(&self) -> anyhow::Result<Auth> {
+        match self.token.as_deref().map(str::trim) {
+            Some(token) if !token.is_empty() => Ok(Auth::new(Tokens::from_list(token))),
+            _ if self.grpc_addr.ip().is_loopback() => Ok(Auth::disabled()),
+            _ => bail!(
+                "--grpc-addr {} is reachable from other machines: give --token (or \
+                 SINTER_TOKEN) so that its callers must authenticate",
+                self.grpc_addr
+            ),
+        }
+    }
+
+    async fn build_services(&self, context: &ServiceContext) -> anyhow::Result<Parts> {
+        let database = |name: &str| sqlite_url(&self.data_dir.join(format!("{name}.db")));
+        let ingest = sinter_ingest::IngestService::build(
+            context.clone(),
+            sinter_ingest::IngestConfig {
+                http_addr: Some(self.http_addr),
+                mqtt_enabled: self.mqtt,
+                ..sinter_ingest::IngestConfig::default()
+            },
+        )
+        .await
+        .context("the ingest service could not start")?;
+        let analytics = sinter_analytics::Analytics::build(
+            context,
+            sinter_analytics::AnalyticsConfig::new(database("analytics")),
+        )
+        .await
+        .context("the analytics service could not start")?;
+        let enrichment = sinter_context::ContextService::build(
+            context.clone(),
+            &sinter_context::ContextConfig::new(database("context")),
+        )
+        .await
+        .context("the context service could not start")?;
+        let orchestrator = sinter_orchestrator::Orchestrator::build(
+            context,
+            sinter_orchestrator::OrchestratorConfig::new(database("orchestrator")),
+        )
+        .await
+        .context("the orchestrator could not start")?;
+        Ok(Parts {
+            ingest,
+            analytics,
+            context: enrichment,
+            orchestrator,
+        })
+    }
+
+    /// Import the registry file (or the demo registry) when the registry has no asset.
+    async fn seed_registry(&self, registry: &sinter_context::Registry) -> anyhow::Result<()> {
+        if registry
+            .count_assets()
+            .await
+            .context("cannot read the registry")?
+            > 0
+        {
+            return Ok(());
+        }
+        let report = match &self.registry {
+            Some(path) => sinter_context::import::import_path(registry, path, false)
+                .await
+                .with_context(|| format!("cannot import {}", path.display()))?,
+            None => sinter_context::import::import(
+                registry,
+                sinter_context::import::ImportFormat::Csv,
+                DEMO_REGISTRY.as_bytes(),
+                false,
+            )
+            .await
+            .context("cannot import the demo registry")?,
+        };
+        println!(
+            "Registry seeded: {} rows imported, {} refused.",
+            report.imported, report.refused
+        );
+        for row in report.rows.iter().filter(|row| !row.error.is_empty()) {
+            println!("  line {}: {}", row.line, row.error);
+        }
+        Ok(())
+    }
+
+    fn print_banner(&self, solutions: &[Solution], grpc_addr: SocketAddr) {
+        let names: Vec<String> = solutions.iter().map(Solution::qualified_name).collect();
+        println!("Sinter dev: {} on the embedded bus.", names.join(", "));
+        println!("  data      {}", self.data_dir.display());
+        println!("  gRPC      http://{grpc_addr} (ingest, analytics, context, orchestrator)");
+        println!(
+            "  HTTP      http://{}/v1/solutions/{}/readings",
+            self.http_addr, names[0]
+        );
+        if let Some(addr) = self.telemetry.metrics_socket() {
+            println!("  metrics   http://{addr}/metrics");
+        }
+        if self.no_simulator {
+            println!("  simulator off");
+        } else {
+            println!(
+                "  simulator {} pumps, every metric every {}; first fault in {}",
+                self.pumps,
+                humantime::format_duration(self.interval),
+                humantime::format_duration(self.first_fault)
+            );
+        }
+        println!("In another terminal: `sinter recs list`, `sinter recs watch`. Ctrl-C stops.");
+    }
+}
+
+/// The four services, built and not yet running.
+struct Parts {
+    ingest: sinter_ingest::IngestService,
+    analytics: sinter_analytics::Analytics,
+    context: sinter_context::ContextService,
+    orchestrator: sinter_orchestrator::Orchestrator,
+}
+
+/// `sqlite://PATH?mode=rwc`: the file is created when missing.
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_solution_is_valid_and_every_simulated_device_is_in_the_demo_registry() {
+        let solution = Solution::from_yaml(DEMO_SOLUTION).expect("demo Solution");
+        assert_eq!(solution.qualified_name(), "demo/pump-health");
+        let bound: Vec<&str> = DEMO_REGISTRY
+            .lines()
+            .filter_map(|line| line.strip_prefix("device,"))
+            .filter_map(|rest| rest.split(',').next())
+            .collect();
+        for n in 1..=36 {
+            let device = format!("p-{n:02}");
+            assert!(bound.contains(&device.as_str()), "{device} is not in the demo registry");
+        }
+        assert!(bound.contains(&"m-01"));
+        // Every escalation step of the demo is short enough to watch.
+        for rule in &solution.spec.recommendations {
+            if rule.name != "machine-temperature" {
+                assert!(
+                    rule.escalate.iter().all(|step| step.after <= Duration::from_secs(120)),
+                    "{} escalates too slowly for a demo",
+                    rule.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_public_address_needs_a_token() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            dev: DevArgs,
+        }
+        let open = Wrapper::parse_from(["sinter", "--grpc-addr", "0.0.0.0:50051"]);
+        let err = open.dev.auth().expect_err("refused without a token");
+        assert!(err.to_string().contains("--token"), "{err}");
+        let local = Wrapper::parse_from(["sinter"]);
+        assert!(!local.dev.auth().expect("loopback").is_enabled());
+        let tokened = Wrapper::parse_from(["sinter", "--grpc-addr", "0.0.0.0:1", "--token", "t"]);
+        assert!(tokened.dev.auth().expect("token").is_enabled());
+    }
+}

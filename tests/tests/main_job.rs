@@ -1,0 +1,384 @@
+//! The main job on the embedded default, as a user runs it: `sinter dev`, a machine's
+//! temperature log replayed with `sinter replay`, and the recommendations it causes,
+//! acknowledged and resolved with `sinter recs` and over gRPC.
+//!
+//! The log is NAB's `machine_temperature_system_failure` when `../shared/data/nab` is
+//! there, the project's own generated sample otherwise.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sinter_analytics::nab::NabDetector;
+use sinter_analytics::nab::corpus::parse_time;
+use sinter_grpc::BearerToken;
+use sinter_orchestrator::client::{Client, connect};
+use sinter_proto::orchestrator::v1 as pb;
+use sinter_tests::process::{self, ChildProcess};
+use sinter_tests::services::free_port;
+
+const DEVICE: &str = "m-01";
+const METRIC: &str = "temperature";
+const RULE: &str = "machine-temperature";
+
+/// The log and its labelled anomaly windows (seconds since the epoch).
+struct Log {
+    csv: PathBuf,
+    windows: Vec<(i64, i64)>,
+}
+
+fn log() -> Log {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let nab = root.join("../shared/data/nab");
+    let (csv, labels, key) = if nab.join("labels/windows.json").exists() {
+        (
+            nab.join("data/realKnownCause/machine_temperature_system_failure.csv"),
+            nab.join("labels/windows.json"),
+            "realKnownCause/machine_temperature_system_failure.csv",
+        )
+    } else {
+        (
+            root.join("examples/data/machine_temperature_sample.csv"),
+            root.join("examples/data/machine_temperature_sample.windows.json"),
+            "sample/machine_temperature_sample.csv",
+        )
+    };
+    let text = std::fs::read_to_string(&labels).expect("labels");
+    let all: BTreeMap<String, Vec<(String, String)>> =
+        serde_json::from_str(&text).expect("windows JSON");
+    let windows = all[key]
+        .iter()
+        .map(|(start, end)| {
+            (
+                parse_time(start).expect("start"),
+                parse_time(end).expect("end"),
+            )
+        })
+        .collect();
+    Log { csv, windows }
+}
+
+/// `(seconds, value)` of each row.
+fn rows(csv: &Path) -> Vec<(i64, f64)> {
+    std::fs::read_to_string(csv)
+        .expect("log")
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (time, value) = line.split_once(',')?;
+            Some((parse_time(time)?, value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn dev(data_dir: &Path, grpc: u16, http: u16) -> ChildProcess {
+    ChildProcess::spawn(
+        "sinter",
+        &[
+            "dev".into(),
+            "--no-simulator".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--grpc-addr".into(),
+            format!("127.0.0.1:{grpc}"),
+            "--http-addr".into(),
+            format!("127.0.0.1:{http}"),
+            "--metrics-addr".into(),
+            "off".into(),
+        ],
+        &[],
+    )
+}
+
+/// Run the `sinter` CLI against `endpoint`; its exit status and its standard output
+/// parsed as JSON.
+fn cli(endpoint: &str, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut full: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    full.extend([
+        "--endpoint".into(),
+        endpoint.into(),
+        "--output".into(),
+        "json".into(),
+    ]);
+    let (code, output) = process::run("sinter", &full);
+    let json_start = output.find(['{', '[']).unwrap_or(0);
+    let value = serde_json::from_str(output[json_start..].trim())
+        .unwrap_or_else(|err| panic!("sinter {args:?} did not print JSON ({err}):\n{output}"));
+    (code, value)
+}
+
+/// Connect to the orchestrator API of `sinter dev`, waiting until it answers.
+async fn client(endpoint: &str) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut client) = connect(endpoint, BearerToken::default()).await
+            && client.list_recommendations(list_request()).await.is_ok()
+        {
+            return client;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sinter dev never answered on {endpoint}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn list_request() -> pb::ListRecommendationsRequest {
+    pb::ListRecommendationsRequest {
+        solution: "demo/pump-health".into(),
+        rule: RULE.into(),
+        page_size: 1000,
+        ..Default::default()
+    }
+}
+
+/// Poll until `wanted` recommendations of the rule exist (or a minute passed).
+async fn wait_for_recommendations(client: &mut Client, wanted: usize) -> Vec<pb::Recommendation> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = client
+            .list_recommendations(list_request())
+            .await
+            .expect("list")
+            .into_inner()
+            .recommendations;
+        if listed.len() >= wanted || Instant::now() > deadline {
+            return listed;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The event time of the detection that opened `recommendation`, in seconds, moved back
+/// by the replay's shift.
+fn original_time(recommendation: &pb::Recommendation, shift_micros: i64) -> i64 {
+    let detection = recommendation
+        .situation
+        .as_ref()
+        .and_then(|s| s.detection.as_ref())
+        .expect("the recommendation carries its detection");
+    let time = detection.event_time.as_ref().expect("event time");
+    (time.seconds * 1_000_000 + i64::from(time.nanos) / 1000 - shift_micros) / 1_000_000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_failure_log_becomes_recommendations_with_context() {
+    let log = log();
+    let rows = rows(&log.csv);
+    let values: Vec<f64> = rows.iter().map(|(_, value)| *value).collect();
+    // What the Solution's detector (the NAB settings) raises on this log, offline.
+    let raises: Vec<i64> = NabDetector::default()
+        .detections(&values)
+        .iter()
+        .zip(&rows)
+        .filter(|(score, _)| **score > 0.0)
+        .map(|(_, (time, _))| *time)
+        .collect();
+    assert!(
+        raises.len() >= 2,
+        "the log raises at least twice offline: {raises:?}"
+    );
+    let first_raise = rows
+        .iter()
+        .position(|(time, _)| *time == raises[0])
+        .expect("row");
+
+    let data_dir = std::env::temp_dir().join(format!("sinter-main-job-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let (grpc, http) = (free_port(), free_port());
+    let sinter = dev(&data_dir, grpc, http);
+    let endpoint = format!("http://127.0.0.1:{grpc}");
+    let mut client = client(&endpoint).await;
+    let csv = log.csv.display().to_string();
+
+    // Part one: up to just after the first raise, so that its recommendation is open.
+    let take = (first_raise + 5).to_string();
+    let (code, first) = cli(
+        &endpoint,
+        &[
+            "replay", &csv, "--device", DEVICE, "--metric", METRIC, "--take", &take,
+        ],
+    );
+    assert_eq!(code, 0, "replay part one: {first}");
+    assert_eq!(
+        first["accepted"].as_u64(),
+        Some(first_raise as u64 + 5),
+        "{first}"
+    );
+    let shift_one = first["shiftMicros"].as_i64().expect("shift");
+    let open = wait_for_recommendations(&mut client, 1).await;
+    assert_eq!(open.len(), 1, "one recommendation after the first raise");
+    let opened = &open[0];
+    assert_eq!(opened.state(), pb::RecommendationState::Open);
+    assert_eq!(original_time(opened, shift_one), raises[0]);
+    let asset = opened
+        .situation
+        .as_ref()
+        .and_then(|s| s.asset.as_ref())
+        .expect("asset context");
+    assert_eq!(asset.asset_id, "machine-01");
+    assert_eq!(asset.asset_name, "Machine M-01");
+    assert_eq!(asset.criticality, "high");
+    assert_eq!(asset.site_name, "North plant");
+    let path: Vec<&str> = asset.path.iter().map(|p| p.name.as_str()).collect();
+    assert!(path.contains(&"Workshop"), "{path:?}");
+    assert_eq!(
+        opened.title.split(':').next(),
+        Some("Unusual temperature on Machine M-01")
+    );
+
+    let (code, acked) = cli(
+        &endpoint,
+        &[
+            "recs",
+            "ack",
+            &opened.id,
+            "--as",
+            "ana",
+            "--comment",
+            "looking at it",
+        ],
+    );
+    assert_eq!(code, 0, "{acked}");
+    assert_eq!(acked["state"], "acknowledged", "{acked}");
+
+    // Part two: the rest of the log.
+    let skip = (first_raise + 5).to_string();
+    let (code, rest) = cli(
+        &endpoint,
+        &[
+            "replay", &csv, "--device", DEVICE, "--metric", METRIC, "--skip", &skip,
+        ],
+    );
+    assert_eq!(code, 0, "replay part two: {rest}");
+    assert_eq!(
+        first["accepted"].as_u64().unwrap_or(0) + rest["accepted"].as_u64().unwrap_or(0),
+        rows.len() as u64,
+        "every row accepted"
+    );
+    let shift_two = rest["shiftMicros"].as_i64().expect("shift");
+    let all = wait_for_recommendations(&mut client, raises.len()).await;
+    let mut opened_at: Vec<i64> = all
+        .iter()
+        .map(|r| {
+            let shift = if r.id == opened.id {
+                shift_one
+            } else {
+                shift_two
+            };
+            original_time(r, shift)
+        })
+        .collect();
+    opened_at.sort_unstable();
+    assert_eq!(
+        opened_at, raises,
+        "one recommendation per raise of the detector, at the same readings"
+    );
+
+    // Near the labelled failures: the recommendations fall inside the labelled windows far
+    // more often than the windows' share of the log's time would give by chance.
+    let inside = |t: i64| {
+        log.windows
+            .iter()
+            .any(|(start, end)| (*start..=*end).contains(&t))
+    };
+    let span = (rows[rows.len() - 1].0 - rows[0].0) as f64;
+    let covered: f64 = log.windows.iter().map(|(s, e)| (e - s) as f64).sum::<f64>() / span;
+    let hits = opened_at.iter().filter(|t| inside(**t)).count();
+    let share = hits as f64 / opened_at.len() as f64;
+    let windows_found = log
+        .windows
+        .iter()
+        .filter(|(start, end)| opened_at.iter().any(|t| (*start..=*end).contains(t)))
+        .count();
+    println!(
+        "{} recommendations, {hits} inside the labelled windows ({:.0} % of them; the windows \
+         cover {:.0} % of the log); {windows_found} of {} windows found",
+        opened_at.len(),
+        share * 100.0,
+        covered * 100.0,
+        log.windows.len()
+    );
+    assert!(
+        windows_found * 2 >= log.windows.len(),
+        "at least half the failures are found"
+    );
+    assert!(
+        share > 1.5 * covered,
+        "recommendations cluster in the labelled windows"
+    );
+
+    // The acknowledged one keeps its history; the clear of its detection closed it.
+    let (code, shown) = cli(&endpoint, &["recs", "show", &opened.id]);
+    assert_eq!(code, 0, "{shown}");
+    let events: Vec<&str> = shown["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["event"].as_str())
+        .collect();
+    assert_eq!(events.first(), Some(&"opened"), "{shown}");
+    assert!(events.contains(&"acknowledged"), "{shown}");
+    let ack = shown["history"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["event"] == "acknowledged"))
+        .expect("ack entry");
+    assert_eq!(ack["actor"], "ana");
+    assert_eq!(ack["comment"], "looking at it");
+
+    // Resolve one over gRPC: a still active one, or a closed one reopened first.
+    let target = all
+        .iter()
+        .find(|r| r.state() == pb::RecommendationState::Open)
+        .cloned();
+    let target = match target {
+        Some(active) => active,
+        None => client
+            .reopen_recommendation(pb::ReopenRecommendationRequest {
+                id: all[0].id.clone(),
+                actor: "ana".into(),
+                comment: "the alarm came back".into(),
+            })
+            .await
+            .expect("reopen")
+            .into_inner(),
+    };
+    let resolved = client
+        .resolve_recommendation(pb::ResolveRecommendationRequest {
+            id: target.id.clone(),
+            actor: "ben".into(),
+            outcome: pb::Outcome::FalseAlarm as i32,
+            comment: "sensor cable".into(),
+        })
+        .await
+        .expect("resolve")
+        .into_inner();
+    assert_eq!(resolved.state(), pb::RecommendationState::FalseAlarm);
+    let again = client
+        .resolve_recommendation(pb::ResolveRecommendationRequest {
+            id: target.id.clone(),
+            actor: "ben".into(),
+            outcome: pb::Outcome::Fixed as i32,
+            comment: String::new(),
+        })
+        .await
+        .expect_err("an ended recommendation cannot be resolved again");
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+
+    // State is kept across a restart of `sinter dev`.
+    assert!(
+        sinter.terminate(Duration::from_secs(20)).is_some(),
+        "sinter dev stops"
+    );
+    let _restarted = dev(&data_dir, grpc, http);
+    let mut client = self::client(&endpoint).await;
+    let after = wait_for_recommendations(&mut client, raises.len()).await;
+    assert_eq!(after.len(), all.len(), "recommendations survive a restart");
+    let kept = after
+        .iter()
+        .find(|r| r.id == target.id)
+        .expect("resolved one kept");
+    assert_eq!(kept.state(), pb::RecommendationState::FalseAlarm);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -6,9 +6,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+use prost::Message;
 use sinter_core::{SharedClock, Timestamp};
 
 use crate::registry::{DeviceLookup, dependency_keys};
+
+/// A lookup as the cache keeps it: the lookup itself and, for a bound device, its
+/// `AssetContext` encoded once, so that every situation built from it copies bytes
+/// instead of cloning and re-encoding the context. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct CachedLookup {
+    pub lookup: Arc<DeviceLookup>,
+    /// The encoded `AssetContext`; `None` when the device is bound to no asset.
+    pub asset: Option<Bytes>,
+}
+
+impl CachedLookup {
+    pub fn new(lookup: Arc<DeviceLookup>) -> Self {
+        let asset = match lookup.as_ref() {
+            DeviceLookup::Bound(context) => Some(Bytes::from(context.encode_to_vec())),
+            DeviceLookup::Unknown | DeviceLookup::Unbound => None,
+        };
+        CachedLookup { lookup, asset }
+    }
+}
 
 /// Entries kept at most; past it new lookups are served but not cached.
 // Limitation: there is no eviction; with more devices than this, the rest always read
@@ -16,7 +38,7 @@ use crate::registry::{DeviceLookup, dependency_keys};
 pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
 struct Entry {
-    lookup: Arc<DeviceLookup>,
+    cached: CachedLookup,
     loaded_at: Timestamp,
     dependencies: Vec<String>,
 }
@@ -89,12 +111,17 @@ impl ContextCache {
 
     /// The cached lookup of `device`, unless missing or older than the TTL.
     pub fn get(&self, device: &str) -> Option<Arc<DeviceLookup>> {
+        self.get_cached(device).map(|cached| cached.lookup)
+    }
+
+    /// [`ContextCache::get`] with the encoded asset context.
+    pub fn get_cached(&self, device: &str) -> Option<CachedLookup> {
         let entries = self.read();
         let entry = entries.by_device.get(device)?;
         if self.clock.now().duration_since(entry.loaded_at) >= self.ttl {
             return None;
         }
-        Some(entry.lookup.clone())
+        Some(entry.cached.clone())
     }
 
     /// The generation to hand to [`ContextCache::insert`]; take it before reading the
@@ -106,7 +133,12 @@ impl ContextCache {
     /// Cache `lookup`, read after `generation` was taken; skipped when something was
     /// invalidated since, or when the cache is full.
     pub fn insert(&self, device: &str, lookup: Arc<DeviceLookup>, generation: u64) {
-        let dependencies = dependency_keys(device, &lookup);
+        self.insert_cached(device, CachedLookup::new(lookup), generation);
+    }
+
+    /// [`ContextCache::insert`] of a lookup already encoded.
+    pub fn insert_cached(&self, device: &str, cached: CachedLookup, generation: u64) {
+        let dependencies = dependency_keys(device, &cached.lookup);
         let mut entries = self.write();
         if self.generation.load(Ordering::SeqCst) != generation {
             return;
@@ -125,7 +157,7 @@ impl ContextCache {
         entries.by_device.insert(
             device.to_owned(),
             Entry {
-                lookup,
+                cached,
                 loaded_at: self.clock.now(),
                 dependencies,
             },

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 use sinter_core::{SharedClock, Solution};
 use sinter_proto::events::v1::situation::ContextStatus;
-use sinter_proto::events::v1::{Detection, Situation};
+use sinter_proto::events::v1::{Detection, ProviderResult, Situation};
 
-use crate::cache::ContextCache;
+use crate::cache::{CachedLookup, ContextCache};
 use crate::error::RegistryError;
 use crate::metrics::ContextMetrics;
 use crate::providers::{ContextProvider, QueryValues};
@@ -80,16 +82,21 @@ impl Enricher {
 
     /// What the registry knows about `device`, from the cache when fresh.
     pub async fn lookup(&self, device: &str) -> Result<Arc<DeviceLookup>, RegistryError> {
+        Ok(self.cached_lookup(device).await?.lookup)
+    }
+
+    async fn cached_lookup(&self, device: &str) -> Result<CachedLookup, RegistryError> {
         let started = Instant::now();
-        if let Some(hit) = self.cache.get(device) {
+        if let Some(hit) = self.cache.get_cached(device) {
             self.metrics.cache_lookup(true, started.elapsed());
             return Ok(hit);
         }
         let generation = self.cache.generation();
         let lookup = Arc::new(self.registry.device_context(device).await?);
-        self.cache.insert(device, lookup.clone(), generation);
+        let cached = CachedLookup::new(lookup);
+        self.cache.insert_cached(device, cached.clone(), generation);
         self.metrics.cache_lookup(false, started.elapsed());
-        Ok(lookup)
+        Ok(cached)
     }
 
     /// The situation for `detection`. Fails only when the registry cannot be read; an
@@ -100,13 +107,105 @@ impl Enricher {
         solution: &SolutionContext,
         detection: Detection,
     ) -> Result<Situation, RegistryError> {
-        let lookup = self.lookup(&detection.device_id).await?;
-        let asset = match lookup.as_ref() {
+        let parts = self.enriched(solution, &detection).await?;
+        let asset = match parts.cached.lookup.as_ref() {
+            DeviceLookup::Bound(context) => Some((**context).clone()),
+            DeviceLookup::Unknown | DeviceLookup::Unbound => None,
+        };
+        Ok(Situation {
+            id: situation_id(&detection.id),
+            detection: Some(detection),
+            asset,
+            context_status: parts.status as i32,
+            providers: parts.providers,
+            enriched_at: parts.enriched_at,
+            // The trace travels in the record headers; the orchestrator copies it in.
+            trace_id: String::new(),
+        })
+    }
+
+    /// The situation for `detection` as the bytes published on the bus, the same message
+    /// [`Enricher::enrich`] gives, encoded. `payload` is the detection as it arrived: its
+    /// bytes are copied rather than encoded again, and so are the asset context's, encoded
+    /// once when it was cached.
+    pub async fn enrich_encoded(
+        &self,
+        solution: &SolutionContext,
+        detection: &Detection,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, RegistryError> {
+        let parts = self.enriched(solution, detection).await?;
+        // Fields in number order, as prost writes them: id, detection, asset, the rest.
+        let head = Situation {
+            id: situation_id(&detection.id),
+            ..Situation::default()
+        };
+        let tail = Situation {
+            context_status: parts.status as i32,
+            providers: parts.providers,
+            enriched_at: parts.enriched_at,
+            ..Situation::default()
+        };
+        let embedded = |bytes: &[u8]| 1 + encoded_len_varint(bytes.len() as u64) + bytes.len();
+        let asset = parts.cached.asset.as_deref();
+        let mut encoded = Vec::with_capacity(
+            head.encoded_len() + embedded(payload) + asset.map_or(0, embedded) + tail.encoded_len(),
+        );
+        append(&head, &mut encoded);
+        encode_key(2, WireType::LengthDelimited, &mut encoded);
+        encode_varint(payload.len() as u64, &mut encoded);
+        encoded.extend_from_slice(payload);
+        if let Some(asset) = asset {
+            encode_key(3, WireType::LengthDelimited, &mut encoded);
+            encode_varint(asset.len() as u64, &mut encoded);
+            encoded.extend_from_slice(asset);
+        }
+        append(&tail, &mut encoded);
+        Ok(encoded)
+    }
+
+    /// The lookup, the providers' results and the status of a situation for `detection`.
+    async fn enriched(
+        &self,
+        solution: &SolutionContext,
+        detection: &Detection,
+    ) -> Result<Enriched, RegistryError> {
+        let cached = self.cached_lookup(&detection.device_id).await?;
+        let asset = match cached.lookup.as_ref() {
             DeviceLookup::Bound(context) => Some(&**context),
             DeviceLookup::Unknown | DeviceLookup::Unbound => None,
         };
+        let providers = if solution.providers.is_empty() {
+            Vec::new()
+        } else {
+            self.run_providers(solution, detection, asset).await
+        };
+        let failed = providers.iter().any(|result| result.rows_json.is_empty());
+        let status = match cached.lookup.as_ref() {
+            DeviceLookup::Bound(_) if failed => ContextStatus::Partial,
+            DeviceLookup::Bound(_) => ContextStatus::Complete,
+            DeviceLookup::Unknown | DeviceLookup::Unbound => {
+                tracing::debug!(device = %detection.device_id, "No asset for the device.");
+                ContextStatus::MissingAsset
+            }
+        };
+        self.metrics.situation(status);
+        Ok(Enriched {
+            cached,
+            status,
+            providers,
+            enriched_at: Some(sinter_proto::time::to_proto(self.clock.now())),
+        })
+    }
+
+    async fn run_providers(
+        &self,
+        solution: &SolutionContext,
+        detection: &Detection,
+        asset: Option<&sinter_proto::events::v1::AssetContext>,
+    ) -> Vec<ProviderResult> {
         let values = QueryValues {
-            detection: &detection,
+            detection,
             namespace: &solution.namespace,
             solution: &solution.name,
             asset,
@@ -125,25 +224,21 @@ impl Enricher {
                     error = %result.error, "Context provider lookup failed.");
             }
         }
-        let failed = providers.iter().any(|result| result.rows_json.is_empty());
-        let (asset, status) = match lookup.as_ref() {
-            DeviceLookup::Bound(context) if failed => {
-                (Some((**context).clone()), ContextStatus::Partial)
-            }
-            DeviceLookup::Bound(context) => (Some((**context).clone()), ContextStatus::Complete),
-            DeviceLookup::Unknown | DeviceLookup::Unbound => (None, ContextStatus::MissingAsset),
-        };
-        if status == ContextStatus::MissingAsset {
-            tracing::debug!(device = %detection.device_id, "No asset for the device.");
-        }
-        self.metrics.situation(status);
-        Ok(Situation {
-            id: situation_id(&detection.id),
-            detection: Some(detection),
-            asset,
-            context_status: status as i32,
-            providers,
-            enriched_at: Some(sinter_proto::time::to_proto(self.clock.now())),
-        })
+        providers
     }
+}
+
+/// What a situation is made of besides the detection.
+struct Enriched {
+    cached: CachedLookup,
+    status: ContextStatus,
+    providers: Vec<ProviderResult>,
+    enriched_at: Option<prost_types::Timestamp>,
+}
+
+/// Encode `message` at the end of `out`.
+fn append(message: &impl Message, out: &mut Vec<u8>) {
+    // Encoding fails only for want of room, and a Vec makes room.
+    let appended = message.encode(out);
+    debug_assert!(appended.is_ok());
 }

@@ -151,7 +151,10 @@ impl Step<'_> {
             self.enricher.metrics().dead_letter("missing_field");
             return Ok(Some(Box::pin(async move { (delivered, Ok(())) })));
         }
-        let enrich = || self.enricher.enrich(self.solution, detection.clone());
+        let enrich = || {
+            self.enricher
+                .enrich_encoded(self.solution, &detection, &delivered.payload)
+        };
         let situation = tokio::select! {
             () = self.shutdown.clone().wait() => return Ok(None),
             situation = enrich
@@ -164,7 +167,7 @@ impl Step<'_> {
         let Ok(situation) = situation else {
             return Ok(None);
         };
-        let record = Record::new(detection.device_id.clone(), situation.encode_to_vec());
+        let record = Record::new(detection.device_id.clone(), situation);
         let producer = self.producer.clone();
         let topic = self.situations.clone();
         Ok(Some(Box::pin(async move {

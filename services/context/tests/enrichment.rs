@@ -180,3 +180,29 @@ async fn each_solution_consumes_in_a_group_of_its_own() {
     let resumed: Detection = next(&mut group).await;
     assert_eq!(resumed.id, "dt-g-2");
 }
+
+/// The pipeline's encoded situations are the very bytes of the situation message, for a
+/// bound device and an unknown one, from a cold and from a warm cache.
+#[tokio::test]
+async fn encoded_situations_are_the_situation_message() {
+    let database = TestDatabase::sqlite();
+    let clock = common::clock();
+    let context = service_context(solution("encoded", ""), &clock).await;
+    let service = ContextService::build(context, &ContextConfig::new(&database.url))
+        .await
+        .expect("service");
+    seed(service.registry()).await;
+    let enricher = service.enricher();
+    let solution = sinter_context::enrich::SolutionContext::new(&solution("encoded", ""));
+    for device in ["p-17", "p-404", "p-17", "p-404"] {
+        let detection = detection(&format!("dt-{device}"), device);
+        let payload = detection.encode_to_vec();
+        let encoded = enricher
+            .enrich_encoded(&solution, &detection, &payload)
+            .await
+            .unwrap();
+        let whole = enricher.enrich(&solution, detection).await.unwrap();
+        assert_eq!(encoded, whole.encode_to_vec(), "{device}");
+    }
+    assert!(enricher.metrics().counts().hits.load(Ordering::Relaxed) >= 4);
+}

@@ -56,6 +56,8 @@ pub fn criticality(field: &str, value: &str) -> Result<&'static str, RegistryErr
 /// A site's timezone: empty (not given) or an IANA time zone name such as
 /// `Europe/Berlin` or `UTC`, spelled as the tz database spells it.
 pub fn timezone(field: &str, value: &str) -> Result<(), RegistryError> {
+    // Limitation: the names are chrono-tz's copy of the tz database; a zone newer than
+    // that copy is refused until the crate is updated.
     if value.is_empty() || value.parse::<chrono_tz::Tz>().is_ok() {
         return Ok(());
     }

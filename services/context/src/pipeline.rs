@@ -170,18 +170,24 @@ impl Step<'_> {
         let record = Record::new(detection.device_id.clone(), situation);
         let producer = self.producer.clone();
         let topic = self.situations.clone();
-        Ok(Some(Box::pin(async move {
-            let send = || producer.send(&topic, record.clone());
-            let sent = send
-                .retry(bus_backoff())
-                .notify(|error, pause| {
-                    tracing::warn!(error = %error, retry_in_ms = pause.as_millis(),
-                        "Cannot publish a situation; retrying.");
-                })
-                .await
-                .map(|_| ());
-            (delivered, sent)
-        })))
+        // The send runs later, outside this call: it keeps the detection's span, so the
+        // situation's headers carry the detection's trace.
+        let span = tracing::Span::current();
+        Ok(Some(Box::pin(
+            async move {
+                let send = || producer.send(&topic, record.clone());
+                let sent = send
+                    .retry(bus_backoff())
+                    .notify(|error, pause| {
+                        tracing::warn!(error = %error, retry_in_ms = pause.as_millis(),
+                            "Cannot publish a situation; retrying.");
+                    })
+                    .await
+                    .map(|_| ());
+                (delivered, sent)
+            }
+            .instrument(span),
+        )))
     }
 }
 

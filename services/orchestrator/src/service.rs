@@ -147,7 +147,7 @@ impl Orchestrator {
             else {
                 continue;
             };
-            let Some(situation) = self
+            let Some(mut situation) = self
                 .decode_or_divert(
                     delivered,
                     &runtime.deadletter_topic,
@@ -158,6 +158,9 @@ impl Orchestrator {
             else {
                 continue;
             };
+            if situation.trace_id.is_empty() {
+                situation.trace_id = trace_id_of(delivered).unwrap_or_default();
+            }
             let position = Position {
                 group: group.to_owned(),
                 topic: delivered.topic.clone(),
@@ -250,4 +253,15 @@ impl Orchestrator {
             }
         }
     }
+}
+
+/// The W3C trace id in `delivered`'s headers, as 32 hex digits.
+fn trace_id_of(delivered: &Delivered) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let context = delivered.trace_context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
 }

@@ -5,11 +5,21 @@
 CARGO ?= cargo
 export SINTER_KAFKA_BROKERS ?= 127.0.0.1:9092
 
-.PHONY: help example build test lint fmt services services-stop install-broker \
+.PHONY: help dev cluster-up cluster-down example build test lint fmt services services-stop install-broker \
         install-protoc bench-bus
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
+
+dev: install-protoc ## Build `sinter` and run `sinter dev` (DEV_ARGS passes flags).
+	$(CARGO) run -q -p sinter-cli -- dev $(DEV_ARGS)
+
+cluster-up: install-protoc install-broker ## Cluster mode: the four binaries on tansu and PostgreSQL.
+	$(CARGO) build --workspace --bins
+	scripts/cluster.sh up
+
+cluster-down: ## Stop what `make cluster-up` started (the broker stays; `make services-stop`).
+	scripts/cluster.sh down
 
 example: install-protoc ## Build `sinter` and validate the example Solution with it.
 	$(CARGO) run -q -p sinter-cli -- solution validate examples/pump-health.yaml

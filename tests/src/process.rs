@@ -89,6 +89,14 @@ impl ChildProcess {
         );
     }
 
+    /// Kill the process with SIGKILL and reap it.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child

@@ -5,71 +5,19 @@
 //! The log is NAB's `machine_temperature_system_failure` when `../shared/data/nab` is
 //! there, the project's own generated sample otherwise.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sinter_analytics::nab::NabDetector;
-use sinter_analytics::nab::corpus::parse_time;
 use sinter_grpc::BearerToken;
 use sinter_orchestrator::client::{Client, connect};
 use sinter_proto::orchestrator::v1 as pb;
-use sinter_tests::process::{self, ChildProcess};
+use sinter_tests::process::ChildProcess;
+use sinter_tests::replay::{Log, original_time, sinter_json};
 use sinter_tests::services::free_port;
 
 const DEVICE: &str = "m-01";
 const METRIC: &str = "temperature";
 const RULE: &str = "machine-temperature";
-
-/// The log and its labelled anomaly windows (seconds since the epoch).
-struct Log {
-    csv: PathBuf,
-    windows: Vec<(i64, i64)>,
-}
-
-fn log() -> Log {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let nab = root.join("../shared/data/nab");
-    let (csv, labels, key) = if nab.join("labels/windows.json").exists() {
-        (
-            nab.join("data/realKnownCause/machine_temperature_system_failure.csv"),
-            nab.join("labels/windows.json"),
-            "realKnownCause/machine_temperature_system_failure.csv",
-        )
-    } else {
-        (
-            root.join("examples/data/machine_temperature_sample.csv"),
-            root.join("examples/data/machine_temperature_sample.windows.json"),
-            "sample/machine_temperature_sample.csv",
-        )
-    };
-    let text = std::fs::read_to_string(&labels).expect("labels");
-    let all: BTreeMap<String, Vec<(String, String)>> =
-        serde_json::from_str(&text).expect("windows JSON");
-    let windows = all[key]
-        .iter()
-        .map(|(start, end)| {
-            (
-                parse_time(start).expect("start"),
-                parse_time(end).expect("end"),
-            )
-        })
-        .collect();
-    Log { csv, windows }
-}
-
-/// `(seconds, value)` of each row.
-fn rows(csv: &Path) -> Vec<(i64, f64)> {
-    std::fs::read_to_string(csv)
-        .expect("log")
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let (time, value) = line.split_once(',')?;
-            Some((parse_time(time)?, value.trim().parse().ok()?))
-        })
-        .collect()
-}
 
 fn dev(data_dir: &Path, grpc: u16, http: u16) -> ChildProcess {
     ChildProcess::spawn(
@@ -90,21 +38,11 @@ fn dev(data_dir: &Path, grpc: u16, http: u16) -> ChildProcess {
     )
 }
 
-/// Run the `sinter` CLI against `endpoint`; its exit status and its standard output
-/// parsed as JSON.
+/// Run the `sinter` CLI against `endpoint`, for its JSON output.
 fn cli(endpoint: &str, args: &[&str]) -> (i32, serde_json::Value) {
-    let mut full: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    full.extend([
-        "--endpoint".into(),
-        endpoint.into(),
-        "--output".into(),
-        "json".into(),
-    ]);
-    let (code, output) = process::run("sinter", &full);
-    let json_start = output.find(['{', '[']).unwrap_or(0);
-    let value = serde_json::from_str(output[json_start..].trim())
-        .unwrap_or_else(|err| panic!("sinter {args:?} did not print JSON ({err}):\n{output}"));
-    (code, value)
+    let mut full = args.to_vec();
+    full.extend(["--endpoint", endpoint]);
+    sinter_json(&full)
 }
 
 /// Connect to the orchestrator API of `sinter dev`, waiting until it answers.
@@ -150,31 +88,12 @@ async fn wait_for_recommendations(client: &mut Client, wanted: usize) -> Vec<pb:
     }
 }
 
-/// The event time of the detection that opened `recommendation`, in seconds, moved back
-/// by the replay's shift.
-fn original_time(recommendation: &pb::Recommendation, shift_micros: i64) -> i64 {
-    let detection = recommendation
-        .situation
-        .as_ref()
-        .and_then(|s| s.detection.as_ref())
-        .expect("the recommendation carries its detection");
-    let time = detection.event_time.as_ref().expect("event time");
-    (time.seconds * 1_000_000 + i64::from(time.nanos) / 1000 - shift_micros) / 1_000_000
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_failure_log_becomes_recommendations_with_context() {
-    let log = log();
-    let rows = rows(&log.csv);
-    let values: Vec<f64> = rows.iter().map(|(_, value)| *value).collect();
+    let log = Log::machine_temperature();
+    let rows = &log.rows;
     // What the Solution's detector (the NAB settings) raises on this log, offline.
-    let raises: Vec<i64> = NabDetector::default()
-        .detections(&values)
-        .iter()
-        .zip(&rows)
-        .filter(|(score, _)| **score > 0.0)
-        .map(|(_, (time, _))| *time)
-        .collect();
+    let raises = log.offline_raises();
     assert!(
         raises.len() >= 2,
         "the log raises at least twice offline: {raises:?}"

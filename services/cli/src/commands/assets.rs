@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use sinter_proto::context::v1 as pb;
 
-use crate::commands::client::{ClientArgs, Output, runtime};
+use crate::commands::client::{Api, ClientArgs, Output, runtime};
 use crate::exit;
 
 /// The asset registry: import a file, list assets.
@@ -54,10 +54,10 @@ impl AssetsArgs {
     }
 
     async fn run_async(self) -> anyhow::Result<ExitCode> {
-        let mut client =
-            sinter_context::client::connect(&self.client.endpoint, self.client.bearer()?)
-                .await
-                .with_context(|| format!("cannot connect to {}", self.client.endpoint))?;
+        let endpoint = self.client.endpoint_for(Api::Context);
+        let mut client = sinter_context::client::connect(&endpoint, self.client.bearer()?)
+            .await
+            .with_context(|| format!("cannot connect to {endpoint}"))?;
         match self.command {
             AssetsCommand::Import { file, dry_run } => {
                 let report = sinter_context::client::import_file(&mut client, &file, dry_run)

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::commands::client::ClientArgs;
+use crate::commands::client::{Api, ClientArgs};
 use crate::exit;
 
 /// Publish readings, one JSON object per line (`{"device", "metric", "value", "ts",
@@ -43,7 +43,7 @@ impl PublishArgs {
         let lines = sinter_ingest::client::parse_json_lines(&text);
         let runtime = tokio::runtime::Runtime::new().context("cannot start the Tokio runtime")?;
         let summary = runtime.block_on(sinter_ingest::client::publish_lines(
-            &self.client.endpoint,
+            &self.client.endpoint_for(Api::Ingest),
             self.client.token.as_deref(),
             &self.client.solution,
             lines,

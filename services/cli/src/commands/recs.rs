@@ -9,7 +9,7 @@ use sinter_orchestrator::client::{parse_outcome, parse_state, state_word, summar
 use sinter_proto::orchestrator::v1 as pb;
 use tokio_stream::StreamExt;
 
-use crate::commands::client::{ClientArgs, Output, runtime, time_text};
+use crate::commands::client::{Api, ClientArgs, Output, runtime, time_text};
 use crate::exit;
 
 /// Recommendations: list, watch, show, acknowledge, assign, comment on, resolve.
@@ -92,10 +92,10 @@ impl RecsArgs {
 
     async fn run_async(self) -> anyhow::Result<ExitCode> {
         let client_args = &self.client;
-        let mut client =
-            sinter_orchestrator::client::connect(&client_args.endpoint, client_args.bearer()?)
-                .await
-                .with_context(|| format!("cannot connect to {}", client_args.endpoint))?;
+        let endpoint = client_args.endpoint_for(Api::Orchestrator);
+        let mut client = sinter_orchestrator::client::connect(&endpoint, client_args.bearer()?)
+            .await
+            .with_context(|| format!("cannot connect to {endpoint}"))?;
         let output = client_args.output;
         let changed = match self.command {
             RecsCommand::List { state, rule, asset } => {
@@ -270,6 +270,7 @@ pub(crate) fn to_json(recommendation: &pb::Recommendation) -> Value {
         "openedAt": time_text(recommendation.opened_at.as_ref()),
         "acknowledgedAt": time_text(recommendation.acknowledged_at.as_ref()),
         "resolvedAt": time_text(recommendation.resolved_at.as_ref()),
+        "traceId": situation.map(|s| s.trace_id.clone()).unwrap_or_default(),
         "detection": detection.map(|d| json!({
             "detector": d.detector_name,
             "metric": d.metric,

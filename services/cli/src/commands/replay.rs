@@ -14,7 +14,7 @@ use sinter_ingest::client::{PublishSummary, send_batch};
 use sinter_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use sinter_proto::ingest::v1::{ReadingInput, reading_input};
 
-use crate::commands::client::{ClientArgs, Output, runtime};
+use crate::commands::client::{Api, ClientArgs, Output, runtime};
 use crate::exit;
 
 /// Replay a CSV log as readings of `--device`'s `--metric`.
@@ -196,9 +196,10 @@ impl ReplayArgs {
             );
         }
         let readings = readings(rows, &self.device, &self.metric, shift_micros);
-        let channel = sinter_grpc::connect(&self.client.endpoint, self.client.bearer()?)
+        let endpoint = self.client.endpoint_for(Api::Ingest);
+        let channel = sinter_grpc::connect(&endpoint, self.client.bearer()?)
             .await
-            .with_context(|| format!("cannot connect to {}", self.client.endpoint))?;
+            .with_context(|| format!("cannot connect to {endpoint}"))?;
         let mut client = IngestServiceClient::new(channel).max_decoding_message_size(64 << 20);
         let progress = if self.quiet || self.client.output == Output::Json {
             ProgressBar::hidden()

@@ -365,14 +365,19 @@ mod tests {
             .collect();
         for n in 1..=36 {
             let device = format!("p-{n:02}");
-            assert!(bound.contains(&device.as_str()), "{device} is not in the demo registry");
+            assert!(
+                bound.contains(&device.as_str()),
+                "{device} is not in the demo registry"
+            );
         }
         assert!(bound.contains(&"m-01"));
         // Every escalation step of the demo is short enough to watch.
         for rule in &solution.spec.recommendations {
             if rule.name != "machine-temperature" {
                 assert!(
-                    rule.escalate.iter().all(|step| step.after <= Duration::from_secs(120)),
+                    rule.escalate
+                        .iter()
+                        .all(|step| step.after <= Duration::from_secs(120)),
                     "{} escalates too slowly for a demo",
                     rule.name
                 );

@@ -56,6 +56,9 @@ pub enum AnalyticsError {
     Bus(#[from] sinter_bus::BusError),
 }
 
+/// The last record handled per (topic, partition), not yet acknowledged.
+type Handled = HashMap<(String, i32), Delivered>;
+
 /// One partition's state and where it is in the topic.
 struct Slot {
     state: PartitionState,
@@ -342,6 +345,7 @@ impl Analytics {
     async fn checkpoint(
         &self,
         consumer: &mut dyn Consumer,
+        handled: &mut Handled,
         drop: &[(String, i32)],
     ) -> Result<(), AnalyticsError> {
         for run in &self.shared.solutions {
@@ -368,6 +372,13 @@ impl Analytics {
                     run.slots().remove(partition);
                 }
             }
+        }
+        // Revoked partitions are no longer this consumer's to acknowledge.
+        for key in drop {
+            handled.remove(key);
+        }
+        for (_, delivered) in handled.drain() {
+            consumer.ack(&delivered)?;
         }
         consumer.commit().await?;
         Ok(())
@@ -407,6 +418,10 @@ impl Analytics {
         let mut tick = tokio::time::interval(self.config.tick_interval);
         let mut checkpoint = tokio::time::interval(self.config.checkpoint_interval);
         let mut since_checkpoint = 0u64;
+        // The last record handled per partition, acknowledged only once a checkpoint holds
+        // the state it produced: the committed offset never runs ahead of the stored state,
+        // so a crash between checkpoints redoes those records instead of losing them.
+        let mut handled = Handled::default();
         let stop = shutdown.wait();
         tokio::pin!(stop);
         loop {
@@ -416,17 +431,17 @@ impl Analytics {
                     let delivered = delivered?;
                     let span = sinter_bus::trace::consume_span(&delivered);
                     self.handle(&metrics, &delivered).instrument(span).await?;
-                    consumer.ack(&delivered)?;
+                    handled.insert((delivered.topic.clone(), delivered.partition), delivered);
                     since_checkpoint += 1;
                     if since_checkpoint >= self.config.checkpoint_every {
-                        self.checkpoint(consumer.as_mut(), &[]).await?;
+                        self.checkpoint(consumer.as_mut(), &mut handled, &[]).await?;
                         since_checkpoint = 0;
                     }
                 }
                 _ = tick.tick() => self.tick(&metrics).await?,
                 _ = checkpoint.tick() => {
                     if since_checkpoint > 0 {
-                        self.checkpoint(consumer.as_mut(), &[]).await?;
+                        self.checkpoint(consumer.as_mut(), &mut handled, &[]).await?;
                         since_checkpoint = 0;
                     }
                 }
@@ -434,13 +449,14 @@ impl Analytics {
                     if let Ok(Rebalance::Revoked(partitions)) = rebalance {
                         let drop: Vec<(String, i32)> =
                             partitions.into_iter().map(|tp| (tp.topic, tp.partition)).collect();
-                        self.checkpoint(consumer.as_mut(), &drop).await?;
+                        self.checkpoint(consumer.as_mut(), &mut handled, &drop).await?;
                         since_checkpoint = 0;
                     }
                 }
             }
         }
-        self.checkpoint(consumer.as_mut(), &[]).await?;
+        self.checkpoint(consumer.as_mut(), &mut handled, &[])
+            .await?;
         info!("Analytics stopped; state checkpointed.");
         Ok(())
     }

@@ -72,6 +72,9 @@ async fn start(bus: Arc<dyn Bus>, solution: &Solution, database_url: &str) -> Ru
     };
     let mut config = AnalyticsConfig::new(database_url);
     config.checkpoint_every = 1;
+    // A group of this scenario's own, the same across its restart: a group shared with
+    // other runs would wait on members that died without leaving it.
+    config.group = format!("sinter-analytics.{}", solution.name());
     let service = Analytics::build(&context, config)
         .await
         .expect("service builds");

@@ -47,6 +47,9 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 500)]
         batch_size: usize,
     },
+    /// Readings/s through all four services, and the latency from a reading to the
+    /// recommendation it opens: in-process (embedded) or against a running cluster.
+    E2e(crate::commands::bench_e2e::E2eArgs),
 }
 
 impl BenchCommand {
@@ -59,12 +62,19 @@ impl BenchCommand {
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .try_init();
-        let runtime = tokio::runtime::Runtime::new().context("cannot start the Tokio runtime")?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the Tokio runtime")?;
         runtime.block_on(self.run_async())
     }
 
     async fn run_async(self) -> anyhow::Result<ExitCode> {
         match self {
+            BenchCommand::E2e(args) => {
+                args.run().await?;
+                Ok(exit::OK)
+            }
             BenchCommand::Ingest {
                 kafka,
                 readings,

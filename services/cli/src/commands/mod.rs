@@ -2,6 +2,7 @@
 
 pub(crate) mod assets;
 pub(crate) mod bench;
+pub(crate) mod bench_e2e;
 pub(crate) mod client;
 pub(crate) mod nab;
 pub(crate) mod publish;

@@ -2,26 +2,24 @@
 //! simulated pump fleet and a live summary of what happens.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use sinter_bus::Bus;
-use sinter_bus::embedded::EmbeddedBus;
 use sinter_core::{SharedClock, Solution, SystemClock};
-use sinter_grpc::{Auth, GrpcServer, Tokens};
-use sinter_runtime::{Service, ServiceContext, Shutdown};
+use sinter_grpc::{Auth, Tokens};
+use sinter_runtime::Shutdown;
 use sinter_telemetry::TelemetryArgs;
-use tokio::task::JoinSet;
 
 use crate::exit;
 use simulator::{Simulator, SimulatorConfig};
 use summary::{Summary, watch_recommendations};
 
 pub(crate) mod simulator;
+pub(crate) mod stack;
 pub(crate) mod summary;
 
 /// The demo Solution, used when no `--solution` is given.
@@ -102,39 +100,24 @@ impl DevArgs {
             .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
 
         let shutdown = Shutdown::on_signals();
-        let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::new());
-        for solution in &solutions {
-            sinter_operator::topics::provision(bus.as_ref(), solution)
-                .await
-                .with_context(|| format!("cannot create {}'s topics", solution.qualified_name()))?;
-        }
         let clock: SharedClock = Arc::new(SystemClock);
-        let context = ServiceContext {
-            solutions: Arc::new(solutions.clone()),
-            bus,
-            clock: clock.clone(),
-            shutdown: shutdown.clone(),
-        };
-        let parts = self.build_services(&context).await?;
-        self.seed_registry(parts.context.registry()).await?;
-        let changes = parts.orchestrator.subscribe_changes();
-
-        let services: Vec<Box<dyn Service>> = vec![
-            Box::new(parts.ingest),
-            Box::new(parts.analytics),
-            Box::new(parts.context),
-            Box::new(parts.orchestrator),
-        ];
-        let mut server = GrpcServer::new(auth);
-        for service in &services {
-            server = service.register(server);
-        }
-        let (grpc_addr, serving) = server
-            .bind(self.grpc_addr, shutdown.clone().wait())
-            .await
-            .with_context(|| format!("cannot serve gRPC on {}", self.grpc_addr))?;
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move { serving.await.context("the gRPC server failed") });
+        let stack = stack::start(
+            stack::StackConfig {
+                solutions: solutions.clone(),
+                data_dir: self.data_dir.clone(),
+                grpc_addr: self.grpc_addr,
+                http_addr: Some(self.http_addr),
+                mqtt: self.mqtt,
+                auth,
+                registry: self.registry.clone(),
+                clock: clock.clone(),
+            },
+            shutdown.clone(),
+        )
+        .await?;
+        let grpc_addr = stack.grpc_addr;
+        let changes = stack.changes;
+        let mut tasks = stack.tasks;
         if let Some(addr) = self.telemetry.metrics_socket() {
             let ready = sinter_telemetry::Readiness::default();
             ready.set(true);
@@ -146,15 +129,6 @@ impl DevArgs {
             )
             .await
             .with_context(|| format!("cannot serve metrics on {addr}"))?;
-        }
-        for service in services {
-            let stop = shutdown.clone();
-            tasks.spawn(async move {
-                service
-                    .run(stop)
-                    .await
-                    .map_err(|err| anyhow::anyhow!(err).context("a service failed"))
-            });
         }
 
         self.print_banner(&solutions, grpc_addr);
@@ -240,77 +214,6 @@ impl DevArgs {
         }
     }
 
-    async fn build_services(&self, context: &ServiceContext) -> anyhow::Result<Parts> {
-        let database = |name: &str| sqlite_url(&self.data_dir.join(format!("{name}.db")));
-        let ingest = sinter_ingest::IngestService::build(
-            context.clone(),
-            sinter_ingest::IngestConfig {
-                http_addr: Some(self.http_addr),
-                mqtt_enabled: self.mqtt,
-                ..sinter_ingest::IngestConfig::default()
-            },
-        )
-        .await
-        .context("the ingest service could not start")?;
-        let analytics = sinter_analytics::Analytics::build(
-            context,
-            sinter_analytics::AnalyticsConfig::new(database("analytics")),
-        )
-        .await
-        .context("the analytics service could not start")?;
-        let enrichment = sinter_context::ContextService::build(
-            context.clone(),
-            &sinter_context::ContextConfig::new(database("context")),
-        )
-        .await
-        .context("the context service could not start")?;
-        let orchestrator = sinter_orchestrator::Orchestrator::build(
-            context,
-            sinter_orchestrator::OrchestratorConfig::new(database("orchestrator")),
-        )
-        .await
-        .context("the orchestrator could not start")?;
-        Ok(Parts {
-            ingest,
-            analytics,
-            context: enrichment,
-            orchestrator,
-        })
-    }
-
-    /// Import the registry file (or the demo registry) when the registry has no asset.
-    async fn seed_registry(&self, registry: &sinter_context::Registry) -> anyhow::Result<()> {
-        if registry
-            .count_assets()
-            .await
-            .context("cannot read the registry")?
-            > 0
-        {
-            return Ok(());
-        }
-        let report = match &self.registry {
-            Some(path) => sinter_context::import::import_path(registry, path, false)
-                .await
-                .with_context(|| format!("cannot import {}", path.display()))?,
-            None => sinter_context::import::import(
-                registry,
-                sinter_context::import::ImportFormat::Csv,
-                DEMO_REGISTRY.as_bytes(),
-                false,
-            )
-            .await
-            .context("cannot import the demo registry")?,
-        };
-        println!(
-            "Registry seeded: {} rows imported, {} refused.",
-            report.imported, report.refused
-        );
-        for row in report.rows.iter().filter(|row| !row.error.is_empty()) {
-            println!("  line {}: {}", row.line, row.error);
-        }
-        Ok(())
-    }
-
     fn print_banner(&self, solutions: &[Solution], grpc_addr: SocketAddr) {
         let names: Vec<String> = solutions.iter().map(Solution::qualified_name).collect();
         println!("Sinter dev: {} on the embedded bus.", names.join(", "));
@@ -335,19 +238,6 @@ impl DevArgs {
         }
         println!("In another terminal: `sinter recs list`, `sinter recs watch`. Ctrl-C stops.");
     }
-}
-
-/// The four services, built and not yet running.
-struct Parts {
-    ingest: sinter_ingest::IngestService,
-    analytics: sinter_analytics::Analytics,
-    context: sinter_context::ContextService,
-    orchestrator: sinter_orchestrator::Orchestrator,
-}
-
-/// `sqlite://PATH?mode=rwc`: the file is created when missing.
-fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", path.display())
 }
 
 #[cfg(test)]

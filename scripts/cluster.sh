@@ -9,6 +9,7 @@
 #
 # SINTER_SOLUTION_FILE (default examples/demo/solution.yaml), SINTER_REGISTRY_FILE
 # (examples/demo/registry.csv), SINTER_PG (postgres://postgres@127.0.0.1:5432),
+# SINTER_CLUSTER_PROFILE (debug, or release for `cargo build --release` binaries),
 # SINTER_CLUSTER_DIR (.sinter/cluster) and SINTER_CLUSTER_PORT_BASE (50150: ingest
 # +1, analytics +2, context +3, orchestrator +4) change what runs where.
 set -euo pipefail
@@ -20,7 +21,7 @@ pg="${SINTER_PG:-postgres://postgres@127.0.0.1:5432}"
 dir="${SINTER_CLUSTER_DIR:-.sinter/cluster}"
 base="${SINTER_CLUSTER_PORT_BASE:-50150}"
 brokers="${SINTER_KAFKA_BROKERS:-127.0.0.1:9092}"
-bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/${SINTER_CLUSTER_PROFILE:-debug}"
 services=(ingest analytics context orchestrator)
 
 port_of() {
@@ -55,7 +56,7 @@ start() {
   port="$(port_of "$name")"
   nohup "$bin/sinter-$name" --solution "$solution" --bus "kafka://$brokers" \
     --grpc-addr "127.0.0.1:$port" --metrics-addr "127.0.0.1:$((9560 + port - base))" \
-    "$@" >>"$dir/$name.log" 2>&1 &
+    "$@" >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
   echo "cluster: sinter-$name on 127.0.0.1:$port (log $dir/$name.log)"
 }

@@ -26,7 +26,8 @@ pub struct AnalyticsConfig {
     pub database_url: String,
     /// The consumer group on the telemetry topics.
     pub group: String,
-    /// Checkpoint after this many records...
+    /// Checkpoint after this many records (20,000 by default: a checkpoint writes each
+    /// changed partition's whole state and holds up the partition meanwhile)...
     pub checkpoint_every: u64,
     /// ...or this long after the last checkpoint, whichever comes first.
     pub checkpoint_interval: Duration,
@@ -40,7 +41,7 @@ impl AnalyticsConfig {
         AnalyticsConfig {
             database_url: database_url.into(),
             group: "sinter-analytics".into(),
-            checkpoint_every: 1000,
+            checkpoint_every: 20_000,
             checkpoint_interval: Duration::from_secs(1),
             tick_interval: Duration::from_secs(1),
         }

@@ -56,7 +56,9 @@ pub struct KafkaConfig {
     /// How often acknowledged offsets are committed in the background
     /// (`auto.commit.interval.ms`); 5 s by default.
     pub auto_commit_interval: Duration,
-    /// Longest wait of a fetch for new records (`fetch.wait.max.ms`); 100 ms by default.
+    /// Longest wait of a fetch for new records (`fetch.wait.max.ms`); 10 ms by default:
+    /// each hop of a sparse stream (detections, situations) can wait this long, so it is
+    /// kept short for the latency from a reading to its recommendation.
     pub fetch_wait_max: Duration,
     /// How long the producer gathers records into a batch (`linger.ms`); 5 ms by default.
     pub linger: Duration,
@@ -82,7 +84,7 @@ impl KafkaConfig {
             heartbeat_interval: Duration::from_secs(3),
             max_poll_interval: Duration::from_secs(300),
             auto_commit_interval: Duration::from_secs(5),
-            fetch_wait_max: Duration::from_millis(100),
+            fetch_wait_max: Duration::from_millis(10),
             linger: Duration::from_millis(5),
             delivery_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),

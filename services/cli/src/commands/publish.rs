@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::commands::client::{Api, ClientArgs};
+use crate::commands::client::{Api, ClientArgs, Output};
 use crate::exit;
 
 /// Publish readings, one JSON object per line (`{"device", "metric", "value", "ts",
@@ -49,11 +49,27 @@ impl PublishArgs {
             lines,
             self.batch_size,
         ))?;
-        print!("{summary}");
+        match self.client.output {
+            Output::Json => println!("{}", summary_json(&summary)),
+            Output::Text => print!("{summary}"),
+        }
         Ok(if summary.refused.is_empty() {
             exit::OK
         } else {
             exit::problems_found()
         })
     }
+}
+
+/// What `--output json` prints for a publish or a replay: counts, and every refusal with
+/// its line, reason code and message.
+pub(crate) fn summary_json(summary: &sinter_ingest::client::PublishSummary) -> serde_json::Value {
+    serde_json::json!({
+        "sent": summary.sent,
+        "accepted": summary.accepted,
+        "duplicates": summary.duplicates,
+        "refused": summary.refused.iter().map(|(line, code, message)| serde_json::json!({
+            "line": line, "reason": code.as_str_name(), "message": message,
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -238,19 +238,12 @@ impl ReplayArgs {
         progress.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();
         match self.client.output {
-            Output::Json => println!(
-                "{}",
-                json!({
-                    "sent": summary.sent,
-                    "accepted": summary.accepted,
-                    "duplicates": summary.duplicates,
-                    "refused": summary.refused.iter().map(|(line, code, message)| json!({
-                        "line": line, "reason": code.as_str_name(), "message": message,
-                    })).collect::<Vec<_>>(),
-                    "seconds": seconds,
-                    "shiftMicros": shift_micros,
-                })
-            ),
+            Output::Json => {
+                let mut value = crate::commands::publish::summary_json(&summary);
+                value["seconds"] = json!(seconds);
+                value["shiftMicros"] = json!(shift_micros);
+                println!("{value}");
+            }
             Output::Text => {
                 print!("{summary}");
                 println!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sinter_bus::Bus;
-use sinter_bus::embedded::EmbeddedBus;
+use sinter_bus::embedded::{EmbeddedBus, EmbeddedConfig};
 use sinter_core::{SharedClock, Solution};
 use sinter_grpc::{Auth, GrpcServer};
 use sinter_proto::orchestrator::v1::RecommendationChange;
@@ -16,6 +16,9 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 
 use super::DEMO_REGISTRY;
+
+/// Bytes kept per partition of the embedded bus.
+const STACK_RETENTION_BYTES: usize = 256 * 1024 * 1024;
 
 /// What the stack runs and where.
 pub(crate) struct StackConfig {
@@ -48,7 +51,15 @@ pub(crate) struct Stack {
 pub(crate) async fn start(config: StackConfig, shutdown: Shutdown) -> anyhow::Result<Stack> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::new());
+    // Limitation: the embedded bus bounds each partition by size and drops the oldest
+    // records, read or not, instead of holding senders back; when ingest outruns the
+    // slowest consumer by more than this, readings that were acknowledged are lost (the
+    // consumer logs how many). 256 MiB a partition holds about two million readings of
+    // backlog, and costs that much memory per partition only when it is used.
+    let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::with_config(EmbeddedConfig {
+        retention_bytes_per_partition: STACK_RETENTION_BYTES,
+        ..EmbeddedConfig::default()
+    }));
     for solution in &config.solutions {
         sinter_operator::topics::provision(bus.as_ref(), solution)
             .await

@@ -162,6 +162,46 @@ async fn a_replayed_failure_log_becomes_recommendations_with_context() {
     assert_eq!(code, 0, "{acked}");
     assert_eq!(acked["state"], "acknowledged", "{acked}");
 
+    let (code, assigned) = cli(
+        &endpoint,
+        &["recs", "assign", &opened.id, "ben", "--as", "ana"],
+    );
+    assert_eq!(code, 0, "{assigned}");
+    assert_eq!(assigned["assignee"], "ben", "{assigned}");
+    let (code, commented) = cli(
+        &endpoint,
+        &[
+            "recs",
+            "comment",
+            &opened.id,
+            "bearing ordered",
+            "--as",
+            "ben",
+        ],
+    );
+    assert_eq!(code, 0, "{commented}");
+    let (code, listed) = cli(
+        &endpoint,
+        &["recs", "list", "--state", "in_progress,acknowledged"],
+    );
+    assert_eq!(code, 0, "{listed}");
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids, [opened.id.as_str()], "{listed}");
+    let (code, assets) = cli(&endpoint, &["assets", "list", "--name", "Machine"]);
+    assert_eq!(code, 0, "{assets}");
+    let names: Vec<&str> = assets
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Machine M-01", "Machine M-02"], "{assets}");
+
     // Part two: the rest of the log.
     let skip = (first_raise + 5).to_string();
     let (code, rest) = cli(
@@ -238,7 +278,9 @@ async fn a_replayed_failure_log_becomes_recommendations_with_context() {
         .filter_map(|h| h["event"].as_str())
         .collect();
     assert_eq!(events.first(), Some(&"opened"), "{shown}");
-    assert!(events.contains(&"acknowledged"), "{shown}");
+    for event in ["acknowledged", "assigned", "commented"] {
+        assert!(events.contains(&event), "{event} missing: {shown}");
+    }
     let ack = shown["history"]
         .as_array()
         .and_then(|h| h.iter().find(|h| h["event"] == "acknowledged"))

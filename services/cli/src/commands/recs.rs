@@ -247,12 +247,17 @@ fn outcome_word(outcome: i32) -> String {
         .unwrap_or_default()
 }
 
+/// The word for a state given as its number.
+pub(crate) fn state_text(state: i32) -> &'static str {
+    state_word(pb::RecommendationState::try_from(state).unwrap_or_default())
+}
+
 /// A recommendation as JSON: what `--output json` prints.
 pub(crate) fn to_json(recommendation: &pb::Recommendation) -> Value {
     let situation = recommendation.situation.as_ref();
     let detection = situation.and_then(|s| s.detection.as_ref());
     let asset = situation.and_then(|s| s.asset.as_ref());
-    json!({
+    let mut value = json!({
         "id": recommendation.id,
         "solution": recommendation.solution,
         "rule": recommendation.rule,
@@ -286,13 +291,23 @@ pub(crate) fn to_json(recommendation: &pb::Recommendation) -> Value {
             "site": a.site_name,
             "path": a.path.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
         })),
-        "history": recommendation.history.iter().map(|h| json!({
-            "at": time_text(h.at.as_ref()),
-            "actor": h.actor,
-            "event": h.event,
-            "comment": h.comment,
-        })).collect::<Vec<_>>(),
-    })
+    });
+    // Lists and watches carry no history; only `show` has it.
+    if !recommendation.history.is_empty() {
+        value["history"] = recommendation
+            .history
+            .iter()
+            .map(|h| {
+                json!({
+                    "at": time_text(h.at.as_ref()),
+                    "actor": h.actor,
+                    "event": h.event,
+                    "comment": h.comment,
+                })
+            })
+            .collect();
+    }
+    value
 }
 
 fn change_json(change: &pb::RecommendationChange) -> Value {

@@ -43,9 +43,9 @@ pub(crate) struct DevArgs {
     /// Where every gRPC API listens.
     #[arg(long, default_value = "127.0.0.1:50051")]
     grpc_addr: SocketAddr,
-    /// Where the HTTP readings API listens.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    http_addr: SocketAddr,
+    /// Where the HTTP readings API listens; `off` turns it off.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_optional_addr)]
+    http_addr: OptionalAddr,
     /// Registry (CSV or JSON lines) imported when the registry is empty; the demo registry
     /// by default.
     #[arg(long, value_name = "FILE")]
@@ -96,8 +96,7 @@ impl DevArgs {
             Err(code) => return Ok(code),
         };
         let auth = self.auth()?;
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+        let _lock = lock_data_dir(&self.data_dir)?;
 
         let shutdown = Shutdown::on_signals();
         let clock: SharedClock = Arc::new(SystemClock);
@@ -106,7 +105,7 @@ impl DevArgs {
                 solutions: solutions.clone(),
                 data_dir: self.data_dir.clone(),
                 grpc_addr: self.grpc_addr,
-                http_addr: Some(self.http_addr),
+                http_addr: self.http_addr.0,
                 mqtt: self.mqtt,
                 auth,
                 registry: self.registry.clone(),
@@ -158,7 +157,17 @@ impl DevArgs {
         }
 
         let mut failed = None;
-        while let Some(joined) = tasks.join_next().await {
+        loop {
+            let joined = tokio::select! {
+                joined = tasks.join_next() => joined,
+                // Open gRPC streams (a `sinter recs watch`) keep the server's graceful stop
+                // waiting; after the grace period whatever still runs is stopped.
+                () = grace_after(shutdown.clone()) => {
+                    tasks.abort_all();
+                    break;
+                }
+            };
+            let Some(joined) = joined else { break };
             let result = joined
                 .map_err(anyhow::Error::from)
                 .and_then(|result| result);
@@ -219,10 +228,12 @@ impl DevArgs {
         println!("Sinter dev: {} on the embedded bus.", names.join(", "));
         println!("  data      {}", self.data_dir.display());
         println!("  gRPC      http://{grpc_addr} (ingest, analytics, context, orchestrator)");
-        println!(
-            "  HTTP      http://{}/v1/solutions/{}/readings",
-            self.http_addr, names[0]
-        );
+        if let Some(http) = self.http_addr.0 {
+            println!(
+                "  HTTP      http://{http}/v1/solutions/{}/readings",
+                names[0]
+            );
+        }
         if let Some(addr) = self.telemetry.metrics_socket() {
             println!("  metrics   http://{addr}/metrics");
         }
@@ -236,8 +247,64 @@ impl DevArgs {
                 humantime::format_duration(self.first_fault)
             );
         }
-        println!("In another terminal: `sinter recs list`, `sinter recs watch`. Ctrl-C stops.");
+        let endpoint = if grpc_addr == SocketAddr::from(([127, 0, 0, 1], 50051)) {
+            String::new()
+        } else {
+            format!(" --endpoint http://{grpc_addr}")
+        };
+        println!(
+            "In another terminal: `sinter recs list{endpoint}`, `sinter recs watch{endpoint}`. \
+             Ctrl-C stops."
+        );
     }
+}
+
+/// How long the services may take to stop once asked.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Resolves `SHUTDOWN_GRACE` after `shutdown` fired.
+async fn grace_after(shutdown: Shutdown) {
+    shutdown.wait().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
+
+/// Hold an exclusive lock on `DIR/lock` for as long as the file lives, so that two
+/// processes never share one data directory.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("--data-dir {} is not a directory", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "{} is in use by another `sinter dev`; stop it or give another --data-dir",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(err)) => {
+            Err(err).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// An address, or none for `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct OptionalAddr(Option<SocketAddr>);
+
+fn parse_optional_addr(text: &str) -> Result<OptionalAddr, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(OptionalAddr(None));
+    }
+    text.parse()
+        .map(|addr| OptionalAddr(Some(addr)))
+        .map_err(|err| format!("{text:?} is not an address like 127.0.0.1:8080 or `off`: {err}"))
 }
 
 #[cfg(test)]

@@ -82,9 +82,14 @@ pub(crate) async fn start(config: StackConfig, shutdown: Shutdown) -> anyhow::Re
     )
     .await
     .context("the ingest service could not start")?;
+    // Limitation: the embedded bus lives in this process, so its offsets start at 0 again
+    // after a restart; checkpoints that remember later offsets would skip every new
+    // reading. Analytics therefore keeps its checkpoints in memory here: windows and
+    // detector state start afresh with each run (recommendations, history and the
+    // registry are kept).
     let analytics = sinter_analytics::Analytics::build(
         &context,
-        sinter_analytics::AnalyticsConfig::new(database("analytics")),
+        sinter_analytics::AnalyticsConfig::new("sqlite::memory:"),
     )
     .await
     .context("the analytics service could not start")?;

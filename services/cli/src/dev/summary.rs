@@ -15,6 +15,8 @@ use crate::dev::simulator::clock_time;
 pub(crate) struct Counts {
     pub(crate) accepted: f64,
     pub(crate) refused: f64,
+    /// Readings analytics counted as too late for their window (sent to dead letters).
+    pub(crate) late: f64,
     pub(crate) detections: f64,
     pub(crate) situations: f64,
     pub(crate) opened: f64,
@@ -31,6 +33,7 @@ impl Counts {
         Counts {
             accepted: sum("sinter_ingest_readings_accepted"),
             refused: sum("sinter_ingest_readings_refused"),
+            late: sum("sinter_analytics_late_readings"),
             detections: sum("sinter_analytics_detections"),
             situations: sum("sinter_context_situations"),
             opened: sum("sinter_orchestrator_recommendations_opened"),
@@ -100,11 +103,12 @@ impl Summary {
 /// One summary line.
 pub(crate) fn line(counts: &Counts, readings_per_second: f64) -> String {
     format!(
-        "readings {:.0}/s ({:.0} in all)  refused {:.0}  detections {:.0}  \
+        "readings {:.0}/s ({:.0} in all)  refused {:.0}  late {:.0}  detections {:.0}  \
          recommendations: opened {:.0}, escalated {:.0}, ended {:.0}, open now {:.0}",
         readings_per_second,
         counts.accepted,
         counts.refused,
+        counts.late,
         counts.detections,
         counts.opened,
         counts.escalated,
@@ -147,6 +151,12 @@ pub(crate) fn describe(change: &RecommendationChange) -> Option<String> {
     let id = &recommendation.id;
     let text = match entry.event.as_str() {
         "occurrence" => return None,
+        // The snapshot a watch starts with: what is open now.
+        "" => format!(
+            "recommendation {id} is {}: {}",
+            crate::commands::recs::state_text(recommendation.state),
+            recommendation.title
+        ),
         "opened" => format!(
             "recommendation {id} opened: {} [{}]",
             recommendation.title,

@@ -181,6 +181,20 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// Import the demo registry through the context service with `sinter assets import`.
+    pub fn import_demo_registry(&self) {
+        let registry = crate::repo_root().join("examples/demo/registry.csv");
+        let (code, imported) = crate::replay::sinter_json(&[
+            "assets",
+            "import",
+            &registry.display().to_string(),
+            "--endpoint",
+            &self.endpoint("context"),
+        ]);
+        assert_eq!(code, 0, "{imported}");
+        assert_eq!(imported["refused"], 0, "{imported}");
+    }
+
     /// The Solution file the services run.
     pub fn solution_path(&self) -> &Path {
         &self.solution_file

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use sinter_analytics::nab::NabDetector;
 use sinter_analytics::nab::corpus::parse_time;
+use sinter_orchestrator::client::Client;
 use sinter_proto::orchestrator::v1 as pb;
 
 use crate::process;
@@ -100,4 +102,33 @@ pub fn sinter_json(args: &[&str]) -> (i32, serde_json::Value) {
     let value = serde_json::from_str(output[json_start..].trim())
         .unwrap_or_else(|err| panic!("sinter {args:?} did not print JSON ({err}):\n{output}"));
     (code, value)
+}
+
+/// The recommendations of `rule` in `solution`, polled until there are `wanted` or
+/// `within` has passed.
+pub async fn wait_for_recommendations(
+    client: &mut Client,
+    solution: &str,
+    rule: &str,
+    wanted: usize,
+    within: Duration,
+) -> Vec<pb::Recommendation> {
+    let deadline = Instant::now() + within;
+    loop {
+        let listed = client
+            .list_recommendations(pb::ListRecommendationsRequest {
+                solution: solution.to_owned(),
+                rule: rule.to_owned(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("list recommendations")
+            .into_inner()
+            .recommendations;
+        if listed.len() >= wanted || Instant::now() > deadline {
+            return listed;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

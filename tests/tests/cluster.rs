@@ -3,7 +3,7 @@
 //! the asset's context; and one trace id links the readings a client sent to the
 //! recommendation they caused.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sinter_grpc::BearerToken;
 use sinter_orchestrator::client::{Client, connect};
@@ -11,7 +11,7 @@ use sinter_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use sinter_proto::ingest::v1::{PublishRequest, ReadingInput, reading_input};
 use sinter_proto::orchestrator::v1 as pb;
 use sinter_tests::cluster::Cluster;
-use sinter_tests::replay::{Log, original_time, sinter_json};
+use sinter_tests::replay::{Log, original_time, sinter_json, wait_for_recommendations};
 
 async fn orchestrator(cluster: &Cluster) -> Client {
     connect(&cluster.endpoint("orchestrator"), BearerToken::default())
@@ -26,44 +26,14 @@ async fn recommendations(
     rule: &str,
     wanted: usize,
 ) -> Vec<pb::Recommendation> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let listed = client
-            .list_recommendations(pb::ListRecommendationsRequest {
-                solution: solution.to_owned(),
-                rule: rule.to_owned(),
-                page_size: 1000,
-                ..Default::default()
-            })
-            .await
-            .expect("list")
-            .into_inner()
-            .recommendations;
-        if listed.len() >= wanted || Instant::now() > deadline {
-            return listed;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn import_registry(cluster: &Cluster) {
-    let registry = sinter_tests::repo_root().join("examples/demo/registry.csv");
-    let (code, imported) = sinter_json(&[
-        "assets",
-        "import",
-        &registry.display().to_string(),
-        "--endpoint",
-        &cluster.endpoint("context"),
-    ]);
-    assert_eq!(code, 0, "{imported}");
-    assert_eq!(imported["refused"], 0, "{imported}");
+    wait_for_recommendations(client, solution, rule, wanted, Duration::from_secs(120)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replay_through_separate_processes_gives_the_same_recommendations() {
     let yaml = std::fs::read_to_string(sinter_tests::demo_solution()).expect("demo Solution");
     let cluster = Cluster::start(&yaml).await;
-    import_registry(&cluster);
+    cluster.import_demo_registry();
     let log = Log::machine_temperature();
     let raises = log.offline_raises();
 
@@ -109,13 +79,13 @@ async fn the_replay_through_separate_processes_gives_the_same_recommendations() 
         assert_eq!(asset.asset_id, "machine-01");
         assert_eq!(recommendation.solution, cluster.solution);
     }
-    // Nothing more arrives later: no duplicate from a redelivery.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let settled = recommendations(
+    // Nothing more arrives in the next seconds: no duplicate from a redelivery.
+    let settled = wait_for_recommendations(
         &mut client,
         &cluster.solution,
         "machine-temperature",
-        usize::MAX,
+        raises.len() + 1,
+        Duration::from_secs(5),
     )
     .await;
     assert_eq!(
@@ -129,7 +99,7 @@ async fn the_replay_through_separate_processes_gives_the_same_recommendations() 
 async fn one_trace_id_links_the_readings_to_the_recommendation_they_caused() {
     let yaml = std::fs::read_to_string(sinter_tests::demo_solution()).expect("demo Solution");
     let cluster = Cluster::start(&yaml).await;
-    import_registry(&cluster);
+    cluster.import_demo_registry();
 
     // A gateway's batch in its own trace: a bearing at 95 degC for two and a half minutes.
     let trace_id = format!("{:032x}", uuid::Uuid::new_v4().as_u128());

@@ -16,7 +16,7 @@ use sinter_grpc::BearerToken;
 use sinter_orchestrator::client::connect;
 use sinter_proto::orchestrator::v1 as pb;
 use sinter_tests::cluster::{Cluster, SERVICES};
-use sinter_tests::replay::{Log, original_time, sinter_json};
+use sinter_tests::replay::{Log, original_time, sinter_json, wait_for_recommendations};
 use sinter_tests::services::kafka_brokers;
 
 /// Webhook calls received, by `Idempotency-Key`.
@@ -88,15 +88,7 @@ async fn count_records(topic: &str) -> u64 {
 async fn killed_services_lose_no_reading_and_duplicate_no_recommendation_or_call() {
     let (url, calls) = webhook_receiver().await;
     let mut cluster = Cluster::start(&solution_with_webhook(&url)).await;
-    let registry = sinter_tests::repo_root().join("examples/demo/registry.csv");
-    let (code, imported) = sinter_json(&[
-        "assets",
-        "import",
-        &registry.display().to_string(),
-        "--endpoint",
-        &cluster.endpoint("context"),
-    ]);
-    assert_eq!(code, 0, "{imported}");
+    cluster.import_demo_registry();
 
     let log = Log::machine_temperature();
     let raises = log.offline_raises();
@@ -144,24 +136,14 @@ async fn killed_services_lose_no_reading_and_duplicate_no_recommendation_or_call
     let mut client = connect(&cluster.endpoint("orchestrator"), BearerToken::default())
         .await
         .expect("connect");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let found = loop {
-        let listed = client
-            .list_recommendations(pb::ListRecommendationsRequest {
-                solution: cluster.solution.clone(),
-                rule: "machine-temperature".into(),
-                page_size: 1000,
-                ..Default::default()
-            })
-            .await
-            .expect("list")
-            .into_inner()
-            .recommendations;
-        if listed.len() >= raises.len() || Instant::now() > deadline {
-            break listed;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let found = wait_for_recommendations(
+        &mut client,
+        &cluster.solution,
+        "machine-temperature",
+        raises.len(),
+        Duration::from_secs(180),
+    )
+    .await;
     let shift_for = |recommendation: &pb::Recommendation| {
         // The part a detection came from is the last whose moved start is before it.
         let event = recommendation

@@ -73,19 +73,14 @@ fn list_request() -> pb::ListRecommendationsRequest {
 
 /// Poll until `wanted` recommendations of the rule exist (or a minute passed).
 async fn wait_for_recommendations(client: &mut Client, wanted: usize) -> Vec<pb::Recommendation> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let listed = client
-            .list_recommendations(list_request())
-            .await
-            .expect("list")
-            .into_inner()
-            .recommendations;
-        if listed.len() >= wanted || Instant::now() > deadline {
-            return listed;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    sinter_tests::replay::wait_for_recommendations(
+        client,
+        "demo/pump-health",
+        RULE,
+        wanted,
+        Duration::from_secs(60),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

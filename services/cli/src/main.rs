@@ -81,7 +81,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("sinter: {error:#}");
+            match error.downcast_ref::<tonic::Status>() {
+                // A refusal from the service: its code and message are the whole story.
+                Some(status) => eprintln!("sinter: {:?}: {}", status.code(), status.message()),
+                None => eprintln!("sinter: {error:#}"),
+            }
             exit::cannot_run()
         }
     }

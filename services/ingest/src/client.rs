@@ -50,7 +50,12 @@ pub struct PublishSummary {
 
 impl fmt::Display for PublishSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        // Lines that were not readings are refused without being sent.
+        let not_sent = self
+            .refused
+            .len()
+            .saturating_sub(self.sent.saturating_sub(self.accepted));
+        write!(
             f,
             "{} sent, {} accepted ({} duplicates), {} refused",
             self.sent,
@@ -58,6 +63,10 @@ impl fmt::Display for PublishSummary {
             self.duplicates,
             self.refused.len()
         )?;
+        if not_sent > 0 {
+            write!(f, " ({not_sent} of them not readings, so not sent)")?;
+        }
+        writeln!(f)?;
         for (line, code, message) in &self.refused {
             writeln!(f, "line {line}: {}: {message}", code.as_str_name())?;
         }

@@ -199,7 +199,12 @@ fn check_value(
             }
             NumericStrings::Parse => match number::read(text) {
                 NumericText::Number(number) => number,
-                NumericText::NotFinite => f64::NAN,
+                NumericText::NotFinite => {
+                    return Err(Refusal::new(
+                        ReasonCode::NotFinite,
+                        format!("value: metric {name} takes a finite number, not {text:?}"),
+                    ));
+                }
                 NumericText::NotANumber => {
                     return Err(Refusal::new(
                         ReasonCode::WrongType,

@@ -34,6 +34,19 @@ impl OrchestratorApi {
         OrchestratorApi { orchestrator }
     }
 
+    /// NOT_FOUND for a Solution this orchestrator does not run; empty means every one.
+    fn known_solution(&self, solution: &str) -> Result<(), Status> {
+        if solution.is_empty() || self.orchestrator.solution(solution).is_some() {
+            return Ok(());
+        }
+        let mut running: Vec<&str> = self.orchestrator.solution_names().collect();
+        running.sort_unstable();
+        Err(Status::not_found(format!(
+            "solution: {solution:?} is not run here (running: {})",
+            running.join(", ")
+        )))
+    }
+
     /// The tonic service, ready for a [`sinter_grpc::GrpcServer`].
     pub fn into_server(self) -> OrchestratorServiceServer<OrchestratorApi> {
         OrchestratorServiceServer::new(self)
@@ -49,6 +62,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<ListRecommendationsRequest>,
     ) -> Result<Response<ListRecommendationsResponse>, Status> {
         let request = request.into_inner();
+        self.known_solution(&request.solution)?;
         let mut states = Vec::new();
         for (index, raw) in request.states.iter().enumerate() {
             let state = sinter_proto::orchestrator::v1::RecommendationState::try_from(*raw)
@@ -102,6 +116,7 @@ impl OrchestratorService for OrchestratorApi {
         request: Request<WatchRecommendationsRequest>,
     ) -> Result<Response<Self::WatchRecommendationsStream>, Status> {
         let request = request.into_inner();
+        self.known_solution(&request.solution)?;
         // Subscribe before reading the open ones, so no change falls in between.
         // Limitation: only changes made by this process reach the stream; with several
         // replicas a client has to watch each one.

@@ -200,6 +200,11 @@ impl Orchestrator {
         self.inner.solutions.get(qualified)
     }
 
+    /// The `<namespace>/<name>` of every Solution this orchestrator runs.
+    pub(crate) fn solution_names(&self) -> impl Iterator<Item = &str> {
+        self.inner.solutions.keys().map(String::as_str)
+    }
+
     pub(crate) fn publish(&self, changes: Vec<RecommendationChange>) {
         for change in changes {
             // No watcher is fine: changes are not kept for later.

@@ -108,6 +108,20 @@ async fn the_api_serves_human_tasks(backend: Backend) {
         .unwrap_err();
     assert_eq!(bad_token.code(), Code::InvalidArgument);
     assert!(bad_token.message().contains("page_token"));
+    let unknown = api
+        .list_recommendations(ListRecommendationsRequest {
+            solution: "nowhere/nothing".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert!(
+        unknown
+            .message()
+            .starts_with("solution: \"nowhere/nothing\""),
+        "{unknown:?}"
+    );
 
     let acknowledged = api
         .acknowledge_recommendation(AcknowledgeRecommendationRequest {

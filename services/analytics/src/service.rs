@@ -57,8 +57,39 @@ pub enum AnalyticsError {
     Bus(#[from] sinter_bus::BusError),
 }
 
-/// The last record handled per (topic, partition), not yet acknowledged.
-type Handled = HashMap<(String, i32), Delivered>;
+/// The last record handled per topic and partition, not yet acknowledged.
+#[derive(Default)]
+struct Handled(HashMap<String, HashMap<i32, Delivered>>);
+
+impl Handled {
+    /// Remember `delivered` as its partition's latest; allocates only for a new topic.
+    fn record(&mut self, delivered: Delivered) {
+        match self.0.get_mut(&delivered.topic) {
+            Some(partitions) => {
+                partitions.insert(delivered.partition, delivered);
+            }
+            None => {
+                let topic = delivered.topic.clone();
+                self.0
+                    .entry(topic)
+                    .or_default()
+                    .insert(delivered.partition, delivered);
+            }
+        }
+    }
+
+    fn forget(&mut self, topic: &str, partition: i32) {
+        if let Some(partitions) = self.0.get_mut(topic) {
+            partitions.remove(&partition);
+        }
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Delivered> + '_ {
+        self.0
+            .values_mut()
+            .flat_map(|partitions| partitions.drain().map(|(_, d)| d))
+    }
+}
 
 /// One partition's state and where it is in the topic.
 struct Slot {
@@ -375,10 +406,10 @@ impl Analytics {
             }
         }
         // Revoked partitions are no longer this consumer's to acknowledge.
-        for key in drop {
-            handled.remove(key);
+        for (topic, partition) in drop {
+            handled.forget(topic, *partition);
         }
-        for (_, delivered) in handled.drain() {
+        for delivered in handled.drain() {
             consumer.ack(&delivered)?;
         }
         consumer.commit().await?;
@@ -432,7 +463,7 @@ impl Analytics {
                     let delivered = delivered?;
                     let span = sinter_bus::trace::consume_span(&delivered);
                     self.handle(&metrics, &delivered).instrument(span).await?;
-                    handled.insert((delivered.topic.clone(), delivered.partition), delivered);
+                    handled.record(delivered);
                     since_checkpoint += 1;
                     if since_checkpoint >= self.config.checkpoint_every {
                         self.checkpoint(consumer.as_mut(), &mut handled, &[]).await?;

@@ -37,19 +37,7 @@ impl Cluster {
         let yaml = replace_namespace(solution_yaml, &namespace);
         let solution_file = std::env::temp_dir().join(format!("sinter-cluster-{namespace}.yaml"));
         std::fs::write(&solution_file, yaml).expect("write the Solution");
-        let (code, output) = process::run(
-            "sinter-operator",
-            &[
-                "--metrics-addr".into(),
-                "off".into(),
-                "topics".into(),
-                "--solution".into(),
-                solution_file.display().to_string(),
-                "--bus".into(),
-                format!("kafka://{brokers}"),
-            ],
-        );
-        assert_eq!(code, 0, "sinter-operator topics failed:\n{output}");
+        provision_topics(&solution_file, &brokers);
         let mut databases = Vec::new();
         for service in ["analytics", "context", "orchestrator"] {
             databases.push((
@@ -115,12 +103,6 @@ impl Cluster {
                 "--database-url".into(),
                 self.database_url(service).to_owned(),
             ]),
-        }
-        if matches!(service, "analytics" | "orchestrator") {
-            // A group of this test's own: members of other tests' clusters, killed without
-            // leaving the group, would hold partitions until their sessions time out.
-            let namespace = self.solution.split('/').next().unwrap_or_default();
-            args.extend(["--group".into(), format!("sinter-{service}.{namespace}")]);
         }
         let child = ChildProcess::spawn(&format!("sinter-{service}"), &args, &[]);
         let slot = self
@@ -225,6 +207,23 @@ fn replace_namespace(yaml: &str, namespace: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Create `solution`'s topics with `sinter-operator topics`, as an operator would.
+pub fn provision_topics(solution: &Path, brokers: &str) {
+    let (code, output) = process::run(
+        "sinter-operator",
+        &[
+            "--metrics-addr".into(),
+            "off".into(),
+            "topics".into(),
+            "--solution".into(),
+            solution.display().to_string(),
+            "--bus".into(),
+            format!("kafka://{brokers}"),
+        ],
+    );
+    assert_eq!(code, 0, "sinter-operator topics failed:\n{output}");
 }
 
 /// The gRPC health status at `endpoint`, `None` when it does not answer.

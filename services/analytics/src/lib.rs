@@ -43,20 +43,19 @@ pub struct Args {
         default_value = "sqlite::memory:"
     )]
     pub database_url: String,
-    /// The consumer group on the telemetry topics.
-    #[arg(
-        long,
-        env = "SINTER_ANALYTICS_GROUP",
-        default_value = "sinter-analytics"
-    )]
-    pub group: String,
+    /// The consumer group on the telemetry topics; by default one named after the
+    /// Solutions run, `sinter-analytics.<namespace>.<name>`.
+    #[arg(long, env = "SINTER_ANALYTICS_GROUP")]
+    pub group: Option<String>,
 }
 
 /// Run the service until SIGINT or SIGTERM.
 pub async fn run(args: Args) -> Result<(), sinter_runtime::RuntimeError> {
     let mut config = AnalyticsConfig::new(args.database_url);
-    config.group = args.group;
     sinter_runtime::run(SPEC, args.service, |context| async move {
+        config.group = args
+            .group
+            .unwrap_or_else(|| sinter_runtime::consumer_group(SPEC.name, &context.solutions));
         let service = Analytics::build(&context, config).await?;
         Ok(Box::new(service) as Box<dyn sinter_runtime::Service>)
     })

@@ -75,13 +75,10 @@ pub struct Args {
         default_value = "sqlite://sinter-orchestrator.db?mode=rwc"
     )]
     pub database_url: String,
-    /// The consumer group on the situations topics.
-    #[arg(
-        long,
-        env = "SINTER_ORCHESTRATOR_GROUP",
-        default_value = "sinter-orchestrator"
-    )]
-    pub group: String,
+    /// The consumer group on the situations topics; by default one named after the
+    /// Solutions run, `sinter-orchestrator.<namespace>.<name>`.
+    #[arg(long, env = "SINTER_ORCHESTRATOR_GROUP")]
+    pub group: Option<String>,
     /// Attempts per action delivery before it is parked.
     #[arg(
         long,
@@ -95,7 +92,9 @@ impl Args {
     /// The orchestrator's configuration from these flags.
     pub fn config(&self) -> OrchestratorConfig {
         let mut config = OrchestratorConfig::new(self.database_url.clone());
-        config.consumer_group = self.group.clone();
+        if let Some(group) = &self.group {
+            config.consumer_group = group.clone();
+        }
         config.delivery.attempts = self.delivery_attempts.max(1);
         config.tick = Duration::from_secs(1);
         config
@@ -104,8 +103,11 @@ impl Args {
 
 /// Run the service until SIGINT or SIGTERM.
 pub async fn run(args: Args) -> Result<(), sinter_runtime::RuntimeError> {
-    let config = args.config();
+    let mut config = args.config();
     sinter_runtime::run(SPEC, args.service, |context| async move {
+        if args.group.is_none() {
+            config.consumer_group = sinter_runtime::consumer_group(SPEC.name, &context.solutions);
+        }
         let orchestrator = Orchestrator::build(&context, config).await?;
         Ok(Box::new(orchestrator) as Box<dyn sinter_runtime::Service>)
     })

@@ -13,4 +13,4 @@ pub use args::{BusUrl, ServiceArgs};
 pub use bus::connect_bus;
 pub use service::{BoxError, RuntimeError, Service, ServiceContext, ServiceSpec, run};
 pub use shutdown::Shutdown;
-pub use solutions::{LoadedSolutions, load_solutions};
+pub use solutions::{LoadedSolutions, consumer_group, load_solutions};

@@ -12,6 +12,22 @@ pub struct LoadedSolutions {
     pub refused: Vec<(PathBuf, ValidationErrors)>,
 }
 
+/// The default consumer group of `service` (e.g. `sinter-analytics`) when one consumer
+/// reads the streams of all its `solutions`: `<service>.<namespace>.<name>`, or for
+/// several Solutions their sorted `<namespace>.<name>` joined by `+`.
+///
+/// Instances that run the same Solutions share a group and split its partitions;
+/// deployments of other Solutions on the same brokers never meet in one group.
+pub fn consumer_group(service: &str, solutions: &[Solution]) -> String {
+    let mut names: Vec<String> = solutions
+        .iter()
+        .map(|solution| format!("{}.{}", solution.namespace(), solution.name()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    format!("{service}.{}", names.join("+"))
+}
+
 /// Load every file; log each refused one with every error it has.
 pub fn load_solutions(paths: &[PathBuf]) -> LoadedSolutions {
     let mut loaded = LoadedSolutions::default();
@@ -70,6 +86,26 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../../examples/pump-health.yaml"
         ))
+    }
+
+    #[test]
+    fn groups_are_named_after_the_solutions_in_any_order() {
+        let plant = Solution::from_path(example()).expect("example");
+        let demo = Solution::from_path(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/demo/solution.yaml"
+        ))
+        .expect("demo");
+        assert_eq!(
+            consumer_group("sinter-analytics", std::slice::from_ref(&plant)),
+            "sinter-analytics.plant-north.pump-health"
+        );
+        let both = consumer_group("sinter-analytics", &[plant.clone(), demo.clone()]);
+        assert_eq!(
+            both,
+            "sinter-analytics.demo.pump-health+plant-north.pump-health"
+        );
+        assert_eq!(consumer_group("sinter-analytics", &[demo, plant]), both);
     }
 
     #[test]

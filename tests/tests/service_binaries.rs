@@ -5,11 +5,10 @@
 use std::time::{Duration, Instant};
 
 use sinter_grpc::BearerToken;
+use sinter_tests::cluster::{health, provision_topics};
 use sinter_tests::process::{self, ChildProcess};
 use sinter_tests::services::{free_port, require_kafka};
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 const SERVICES: [&str; 4] = [
     "sinter-ingest",
@@ -19,22 +18,10 @@ const SERVICES: [&str; 4] = [
 ];
 const TOKEN: &str = "e2e-token";
 
-async fn health_status(endpoint: &str) -> Option<i32> {
-    let channel = sinter_grpc::connect(endpoint, BearerToken::default())
-        .await
-        .ok()?;
-    let response = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await;
-    response.ok().map(|r| r.into_inner().status)
-}
-
 async fn wait_for_status(endpoint: &str, wanted: ServingStatus, child: &mut ChildProcess) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
-        if health_status(endpoint).await == Some(wanted as i32) {
+        if health(endpoint).await == Some(wanted as i32) {
             return;
         }
         assert!(
@@ -45,22 +32,6 @@ async fn wait_for_status(endpoint: &str, wanted: ServingStatus, child: &mut Chil
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("{endpoint} never reported {wanted:?}:\n{}", child.output());
-}
-
-fn provision(solution: &std::path::Path, brokers: &str) {
-    let (code, output) = process::run(
-        "sinter-operator",
-        &[
-            "--metrics-addr".into(),
-            "off".into(),
-            "topics".into(),
-            "--solution".into(),
-            solution.display().to_string(),
-            "--bus".into(),
-            format!("kafka://{brokers}"),
-        ],
-    );
-    assert_eq!(code, 0, "sinter-operator topics failed:\n{output}");
 }
 
 fn service_args(solutions: &str, brokers: &str, grpc_port: u16, metrics: &str) -> Vec<String> {
@@ -80,7 +51,7 @@ fn service_args(solutions: &str, brokers: &str, grpc_port: u16, metrics: &str) -
 async fn every_service_binary_serves_health_reflection_and_metrics() {
     let brokers = require_kafka();
     let solution = sinter_tests::example_solution();
-    provision(&solution, &brokers);
+    provision_topics(&solution, &brokers);
 
     for name in SERVICES {
         let grpc_port = free_port();
@@ -163,7 +134,7 @@ async fn a_service_is_not_serving_until_its_topics_exist_and_skips_a_bad_solutio
     // Still not serving a little later: it waits for the topics instead of guessing.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        health_status(&endpoint).await,
+        health(&endpoint).await,
         Some(ServingStatus::NotServing as i32)
     );
     let output = child.output();
@@ -181,7 +152,7 @@ async fn a_service_is_not_serving_until_its_topics_exist_and_skips_a_bad_solutio
     let alive = http_get(metrics_port, "/health").await;
     assert!(alive.starts_with("HTTP/1.1 200"), "{alive}");
 
-    provision(&good, &brokers);
+    provision_topics(&good, &brokers);
     wait_for_status(&endpoint, ServingStatus::Serving, &mut child).await;
     let ready = http_get(metrics_port, "/ready").await;
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");

@@ -50,11 +50,33 @@ pub fn state_word(state: RecommendationState) -> &'static str {
     State::from_proto(state).map_or("unspecified", State::as_str)
 }
 
+/// The word for a state given as its number (as in a `Recommendation`).
+pub fn state_text(state: i32) -> &'static str {
+    state_word(RecommendationState::try_from(state).unwrap_or_default())
+}
+
+/// The word for a severity given as its number, as the Solution format spells it; empty
+/// when unspecified.
+pub fn severity_text(severity: i32) -> &'static str {
+    sinter_proto::events::v1::Severity::try_from(severity)
+        .map(crate::variables::severity_word)
+        .unwrap_or_default()
+}
+
+/// The word for an outcome given as its number: `fixed`, `false_alarm`, `cleared`, or
+/// empty while there is none.
+pub fn outcome_text(outcome: i32) -> &'static str {
+    match Outcome::try_from(outcome).unwrap_or_default() {
+        Outcome::Unspecified => "",
+        Outcome::Fixed => "fixed",
+        Outcome::FalseAlarm => "false_alarm",
+        Outcome::Cleared => "cleared",
+    }
+}
+
 /// One line for a list: id, state, severity, rule, asset, title.
 pub fn summary_line(recommendation: &Recommendation) -> String {
-    let severity = sinter_proto::events::v1::Severity::try_from(recommendation.severity)
-        .map(crate::variables::severity_word)
-        .unwrap_or_default();
+    let severity = severity_text(recommendation.severity);
     let asset = if recommendation.asset_id.is_empty() {
         &recommendation.device_id
     } else {
@@ -84,5 +106,15 @@ mod tests {
         assert_eq!(parse_outcome("False-Alarm"), Ok(Outcome::FalseAlarm));
         assert!(parse_state("done").unwrap_err().contains("\"done\""));
         assert_eq!(state_word(RecommendationState::Closed), "closed");
+        assert_eq!(
+            state_text(RecommendationState::InProgress as i32),
+            "in_progress"
+        );
+        assert_eq!(
+            severity_text(sinter_proto::events::v1::Severity::Major as i32),
+            "major"
+        );
+        assert_eq!(outcome_text(Outcome::FalseAlarm as i32), "false_alarm");
+        assert_eq!(outcome_text(Outcome::Unspecified as i32), "");
     }
 }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use sinter_orchestrator::client::{parse_outcome, parse_state, state_word, summary_line};
+use sinter_orchestrator::client::{
+    outcome_text, parse_outcome, parse_state, severity_text, state_word, summary_line,
+};
 use sinter_proto::orchestrator::v1 as pb;
 use tokio_stream::StreamExt;
 
@@ -227,31 +229,6 @@ fn print_json(value: &Value) {
     );
 }
 
-fn severity_word(severity: i32) -> String {
-    sinter_proto::events::v1::Severity::try_from(severity)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("SEVERITY_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
-}
-
-fn outcome_word(outcome: i32) -> String {
-    pb::Outcome::try_from(outcome)
-        .map(|o| {
-            o.as_str_name()
-                .trim_start_matches("OUTCOME_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
-}
-
-/// The word for a state given as its number.
-pub(crate) fn state_text(state: i32) -> &'static str {
-    state_word(pb::RecommendationState::try_from(state).unwrap_or_default())
-}
-
 /// A recommendation as JSON: what `--output json` prints.
 pub(crate) fn to_json(recommendation: &pb::Recommendation) -> Value {
     let situation = recommendation.situation.as_ref();
@@ -264,14 +241,14 @@ pub(crate) fn to_json(recommendation: &pb::Recommendation) -> Value {
         "state": state_word(recommendation.state()),
         "title": recommendation.title,
         "description": recommendation.description,
-        "severity": severity_word(recommendation.severity),
+        "severity": severity_text(recommendation.severity),
         "assetId": recommendation.asset_id,
         "deviceId": recommendation.device_id,
         "occurrences": recommendation.occurrences,
         "assignee": recommendation.assignee,
         "escalationLevel": recommendation.escalation_level,
         "escalatedTo": recommendation.escalated_to,
-        "outcome": outcome_word(recommendation.outcome),
+        "outcome": outcome_text(recommendation.outcome),
         "openedAt": time_text(recommendation.opened_at.as_ref()),
         "acknowledgedAt": time_text(recommendation.acknowledged_at.as_ref()),
         "resolvedAt": time_text(recommendation.resolved_at.as_ref()),
@@ -326,7 +303,7 @@ fn details(recommendation: &pb::Recommendation) -> String {
         text,
         "  state {}, severity {}, rule {}, {} occurrence(s)",
         state_word(recommendation.state()),
-        severity_word(recommendation.severity),
+        severity_text(recommendation.severity),
         recommendation.rule,
         recommendation.occurrences
     );

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use prometheus::proto::MetricFamily;
-use sinter_proto::orchestrator::v1::{RecommendationChange, RecommendationState};
+use sinter_orchestrator::client::{severity_text, state_text};
+use sinter_proto::orchestrator::v1::RecommendationChange;
 use sinter_runtime::Shutdown;
 use tokio::sync::broadcast;
 
@@ -154,27 +155,20 @@ pub(crate) fn describe(change: &RecommendationChange) -> Option<String> {
         // The snapshot a watch starts with: what is open now.
         "" => format!(
             "recommendation {id} is {}: {}",
-            crate::commands::recs::state_text(recommendation.state),
+            state_text(recommendation.state),
             recommendation.title
         ),
         "opened" => format!(
             "recommendation {id} opened: {} [{}]",
             recommendation.title,
-            severity_word(recommendation.severity)
+            severity_text(recommendation.severity)
         ),
         "escalated" => format!(
             "recommendation {id} escalated to {}",
             recommendation.escalated_to
         ),
         event => {
-            let state = RecommendationState::try_from(recommendation.state)
-                .map(|state| {
-                    state
-                        .as_str_name()
-                        .trim_start_matches("RECOMMENDATION_STATE_")
-                })
-                .unwrap_or("UNKNOWN")
-                .to_ascii_lowercase();
+            let state = state_text(recommendation.state);
             let by = if entry.actor.is_empty() || entry.actor == "sinter" {
                 String::new()
             } else {
@@ -184,13 +178,6 @@ pub(crate) fn describe(change: &RecommendationChange) -> Option<String> {
         }
     };
     Some(text)
-}
-
-fn severity_word(severity: i32) -> String {
-    sinter_proto::events::v1::Severity::try_from(severity)
-        .map(|severity| severity.as_str_name().trim_start_matches("SEVERITY_"))
-        .unwrap_or("UNSPECIFIED")
-        .to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -229,7 +216,7 @@ mod tests {
 
     #[test]
     fn occurrences_are_not_worth_a_line_and_escalations_name_the_role() {
-        use sinter_proto::orchestrator::v1::{HistoryEntry, Recommendation};
+        use sinter_proto::orchestrator::v1::{HistoryEntry, Recommendation, RecommendationState};
         let change = |event: &str| RecommendationChange {
             recommendation: Some(Recommendation {
                 id: "rec-1".into(),

@@ -35,6 +35,9 @@ pub fn parse_json_lines(text: &str) -> Vec<Line> {
         .collect()
 }
 
+/// Refusals a summary lists line by line; the rest are counted.
+const SHOWN_REFUSALS: usize = 20;
+
 /// What became of the readings sent.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PublishSummary {
@@ -67,8 +70,15 @@ impl fmt::Display for PublishSummary {
             write!(f, " ({not_sent} of them not readings, so not sent)")?;
         }
         writeln!(f)?;
-        for (line, code, message) in &self.refused {
+        for (line, code, message) in self.refused.iter().take(SHOWN_REFUSALS) {
             writeln!(f, "line {line}: {}: {message}", code.as_str_name())?;
+        }
+        if self.refused.len() > SHOWN_REFUSALS {
+            writeln!(
+                f,
+                "... and {} more refused (--output json lists them all)",
+                self.refused.len() - SHOWN_REFUSALS
+            )?;
         }
         Ok(())
     }
@@ -85,7 +95,11 @@ pub enum ClientError {
     },
     #[error("the token cannot be sent: {0}")]
     Token(tonic::Status),
-    #[error("the ingest service refused the batch starting at line {line}: {status}")]
+    #[error(
+        "the ingest service refused the batch starting at line {line}: {code:?}: {message}",
+        code = .status.code(),
+        message = .status.message()
+    )]
     Publish { line: usize, status: tonic::Status },
 }
 
@@ -200,6 +214,27 @@ mod tests {
             lines[1].reading.as_ref().unwrap_err().code,
             ReasonCode::Malformed
         );
+    }
+
+    #[test]
+    fn a_long_list_of_refusals_is_cut_short() {
+        let summary = PublishSummary {
+            sent: 25,
+            accepted: 0,
+            duplicates: 0,
+            refused: (1..=25)
+                .map(|line| {
+                    (
+                        line,
+                        ReasonCode::UnknownDeviceType,
+                        "device_id: no device type matches".into(),
+                    )
+                })
+                .collect(),
+        };
+        let text = summary.to_string();
+        assert_eq!(text.lines().count(), 1 + 20 + 1, "{text}");
+        assert!(text.ends_with("... and 5 more refused (--output json lists them all)\n"));
     }
 
     #[test]

@@ -347,6 +347,10 @@ fn details(recommendation: &pb::Recommendation) -> String {
             time_text(detection.event_time.as_ref())
         );
     }
+    let outcome = outcome_text(recommendation.outcome);
+    if !outcome.is_empty() {
+        let _ = writeln!(text, "  outcome {outcome}");
+    }
     if !recommendation.assignee.is_empty() {
         let _ = writeln!(text, "  assigned to {}", recommendation.assignee);
     }

@@ -54,3 +54,7 @@ install-protoc: ## Install protoc from Debian when it is missing.
 
 bench-bus: services ## Throughput of the embedded and the Kafka bus, 200-byte records.
 	$(CARGO) run --release -p sinter-cli -- bench bus --kafka $(SINTER_KAFKA_BROKERS)
+
+.PHONY: chart-check
+chart-check: ## Helm lint and template, and a kind or k3d install; a missing tool skips its step.
+	@charts/sinter/ci/chart-check.sh

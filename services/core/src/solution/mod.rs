@@ -53,6 +53,7 @@ mod scalar;
 mod sources;
 mod sql;
 mod url;
+mod workloads;
 
 #[cfg(test)]
 mod tests;
@@ -79,6 +80,7 @@ pub use recommendations::{
 };
 pub use sources::{MqttSource, Qos, Source};
 pub use sql::NamedQuery;
+pub use workloads::{Resources, Workload, Workloads};
 
 impl Solution {
     /// Read and check a Solution written in YAML (or JSON).

@@ -19,6 +19,7 @@ use super::raw::{RawMetadata, RawSolution, RawSpec, RawTopics};
 use super::recommendations::{self, MatchPolicy, Recommendation};
 use super::scalar::Scalar;
 use super::sources::{self, Source};
+use super::workloads::{self, Workloads};
 
 /// The `apiVersion` of a Solution.
 pub const API_VERSION: &str = "sinter.dev/v1alpha1";
@@ -89,6 +90,8 @@ pub struct SolutionSpec {
     /// What happens to the topics and stored data when the Solution is deleted; `Retain`
     /// unless told.
     pub deletion_policy: DeletionPolicy,
+    /// Replicas and resources of each service in a cluster.
+    pub workloads: Workloads,
 }
 
 impl SolutionSpec {
@@ -337,6 +340,7 @@ fn build_spec(raw: Node<RawSpec>, path: &Path, problems: &mut Problems) -> Solut
         .deletion_policy
         .keyword(&path.field("deletionPolicy"), problems)
         .unwrap_or(DeletionPolicy::Retain);
+    let workloads = workloads::build(raw.workloads, &path.field("workloads"), problems);
     SolutionSpec {
         devices,
         sources,
@@ -347,6 +351,7 @@ fn build_spec(raw: Node<RawSpec>, path: &Path, problems: &mut Problems) -> Solut
         recommendations,
         topics,
         deletion_policy,
+        workloads,
     }
 }
 

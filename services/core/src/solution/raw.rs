@@ -54,6 +54,30 @@ pub(crate) struct RawSpec {
     pub recommendations: List<RawRecommendation>,
     pub topics: Node<RawTopics>,
     pub deletion_policy: Scalar,
+    pub workloads: Node<RawWorkloads>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(crate) struct RawWorkloads {
+    pub ingest: Node<RawWorkload>,
+    pub analytics: Node<RawWorkload>,
+    pub context: Node<RawWorkload>,
+    pub orchestrator: Node<RawWorkload>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(crate) struct RawWorkload {
+    pub replicas: Scalar,
+    pub resources: Node<RawResources>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(crate) struct RawResources {
+    pub requests: Node<BTreeMap<String, Scalar>>,
+    pub limits: Node<BTreeMap<String, Scalar>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

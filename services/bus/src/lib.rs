@@ -42,6 +42,7 @@ pub mod deadletter;
 pub mod embedded;
 mod error;
 pub mod kafka;
+pub mod lag;
 pub mod partition;
 mod record;
 mod topic;

@@ -10,7 +10,9 @@ use tokio::sync::{broadcast, watch};
 use tracing::{error, info};
 
 use super::group::{Group, MemberId};
+use super::lag::MemberLag;
 use super::log::{Read, TopicLog};
+use crate::lag::LagReporter;
 use crate::{
     BusError, Consumer, Delivered, OffsetReset, REBALANCE_CHANNEL_CAPACITY, Rebalance,
     TopicPartition,
@@ -34,6 +36,10 @@ pub(crate) struct EmbeddedConsumer {
     /// Where the next read starts in `fetches`, so partitions take turns.
     cursor: usize,
     rebalances: broadcast::Sender<Rebalance>,
+    /// This member's lag, read by [`crate::lag`]; told where reading starts on each partition.
+    lag: Arc<MemberLag>,
+    /// Keeps the lag reported while the member lives.
+    _lag_reporter: LagReporter,
 }
 
 struct Fetch {
@@ -59,21 +65,31 @@ impl EmbeddedConsumer {
         let generation = group.watch_generation();
         group.join(member, subscription);
         let (rebalances, _) = broadcast::channel(REBALANCE_CHANNEL_CAPACITY);
+        let topics: HashMap<String, Arc<TopicLog>> = topics
+            .into_iter()
+            .map(|log| (log.name().to_owned(), log))
+            .collect();
+        let lag = Arc::new(MemberLag::new(
+            group.clone(),
+            member,
+            topics.clone(),
+            offset_reset,
+        ));
+        let lag_reporter = LagReporter::computed(group_name, lag.clone());
         Self {
             group_name: group_name.to_owned(),
             group,
             member,
             offset_reset,
-            topics: topics
-                .into_iter()
-                .map(|log| (log.name().to_owned(), log))
-                .collect(),
+            topics,
             appends,
             generation,
             seen_generation: 0,
             fetches: Vec::new(),
             cursor: 0,
             rebalances,
+            lag,
+            _lag_reporter: lag_reporter,
         }
     }
 
@@ -90,6 +106,7 @@ impl EmbeddedConsumer {
             .partition(|fetch| assigned.contains(&fetch.partition));
         let revoked: Vec<TopicPartition> =
             revoked.into_iter().map(|fetch| fetch.partition).collect();
+        self.lag.forget(&revoked);
         let mut fetches = kept;
         let mut newly_assigned = Vec::new();
         for partition in assigned {
@@ -107,6 +124,7 @@ impl EmbeddedConsumer {
                         OffsetReset::Latest => log.end_offset(partition.partition),
                     });
             newly_assigned.push(partition.clone());
+            self.lag.started(partition.clone(), next_offset);
             fetches.push(Fetch {
                 partition,
                 log,

@@ -84,6 +84,27 @@ impl Group {
         lock(&self.state).committed.get(partition).copied()
     }
 
+    /// The partitions `member` owns, sorted, each with the group's position on it: the offset
+    /// after the last acknowledged record, else the committed offset, if any.
+    pub(crate) fn positions(&self, member: MemberId) -> Vec<(TopicPartition, Option<i64>)> {
+        let state = lock(&self.state);
+        let mut positions: Vec<_> = state
+            .owners
+            .iter()
+            .filter(|(_, owner)| **owner == member)
+            .map(|(partition, _)| {
+                let position = state
+                    .stored
+                    .get(partition)
+                    .or_else(|| state.committed.get(partition))
+                    .copied();
+                (partition.clone(), position)
+            })
+            .collect();
+        positions.sort();
+        positions
+    }
+
     /// Records that `member` processed everything before `next_offset` on `partition`.
     pub(crate) fn store(
         &self,

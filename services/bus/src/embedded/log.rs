@@ -143,6 +143,16 @@ impl TopicLog {
         log.base_offset + len_as_offset(log.records.len())
     }
 
+    /// The oldest retained offset of `partition` and the offset its next record will get, read
+    /// together.
+    pub(crate) fn bounds(&self, partition: i32) -> (i64, i64) {
+        let log = lock(self.partition(partition));
+        (
+            log.base_offset,
+            log.base_offset + len_as_offset(log.records.len()),
+        )
+    }
+
     fn partition(&self, partition: i32) -> &Mutex<PartitionLog> {
         // Callers pass partitions below partition_count(); clamp rather than panic regardless.
         let index = usize::try_from(partition)

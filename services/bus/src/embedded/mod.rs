@@ -12,6 +12,7 @@
 // among them) and every group's progress; the bus comes back empty.
 mod consumer;
 mod group;
+mod lag;
 mod log;
 
 use std::collections::HashMap;

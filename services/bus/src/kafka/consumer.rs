@@ -24,6 +24,12 @@ use crate::{
 const FIRST_RECEIVE_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest pause after repeated receive errors.
 const MAX_RECEIVE_BACKOFF: Duration = Duration::from_secs(5);
+/// How often librdkafka hands a member its statistics, whose per-partition lag feeds
+/// [`crate::lag`], unless the `statistics.interval.ms` property says otherwise (0 turns the
+/// statistics, and so the lag, off).
+const STATISTICS_INTERVAL: Duration = Duration::from_secs(5);
+/// The librdkafka property for [`STATISTICS_INTERVAL`].
+const STATISTICS_INTERVAL_PROPERTY: &str = "statistics.interval.ms";
 
 type GroupStream = StreamConsumer<GroupContext>;
 
@@ -45,9 +51,27 @@ impl KafkaConsumer {
         topics: &[&str],
     ) -> Result<Self, BusError> {
         let (rebalances, _) = broadcast::channel(REBALANCE_CHANNEL_CAPACITY);
-        let context = GroupContext::new(group, rebalances.clone());
-        let stream: GroupStream = config
-            .client_config()
+        let max_poll_interval = config.max_poll_interval.max(config.session_timeout);
+        let given_interval = config
+            .properties
+            .iter()
+            .rev()
+            .find(|(key, _)| key == STATISTICS_INTERVAL_PROPERTY)
+            .map(|(_, value)| value.trim().parse::<u64>().ok());
+        // A value that is no number is librdkafka's to refuse when the client is made.
+        let statistics_interval = given_interval
+            .flatten()
+            .map_or(STATISTICS_INTERVAL, Duration::from_millis);
+        // Readings lapse once the member has gone without polling for longer than the group
+        // allows, or has missed a few statistics in a row.
+        let lag_max_age = max_poll_interval.max(statistics_interval * 3);
+        let context =
+            GroupContext::new(group, rebalances.clone(), config.offset_reset, lag_max_age);
+        let mut client_config = config.client_config();
+        if given_interval.is_none() {
+            client_config.set(STATISTICS_INTERVAL_PROPERTY, millis(STATISTICS_INTERVAL));
+        }
+        let stream: GroupStream = client_config
             .set("group.id", group)
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
@@ -58,10 +82,7 @@ impl KafkaConsumer {
             .set("auto.offset.reset", config.offset_reset.as_kafka())
             .set("session.timeout.ms", millis(config.session_timeout))
             .set("heartbeat.interval.ms", millis(config.heartbeat_interval))
-            .set(
-                "max.poll.interval.ms",
-                millis(config.max_poll_interval.max(config.session_timeout)),
-            )
+            .set("max.poll.interval.ms", millis(max_poll_interval))
             .set("fetch.wait.max.ms", millis(config.fetch_wait_max))
             .set("enable.partition.eof", "false")
             .create_with_context(context)

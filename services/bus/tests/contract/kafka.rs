@@ -26,7 +26,8 @@ fn test_config() -> KafkaConfig {
     config.delivery_timeout = Duration::from_secs(20);
     // Long, so the cases show the commits on rebalance and close, not the periodic one.
     config.auto_commit_interval = Duration::from_secs(60);
-    config
+    // Statistics, and so lag readings, every second rather than every 5 s.
+    config.with_property("statistics.interval.ms", "1000")
 }
 
 /// A fresh connection to the broker for every case; no broker is a failure, never a skip.

@@ -1,6 +1,7 @@
 //! The bus contract, written once and instantiated per implementation by `contract_suite!`.
 
 mod groups;
+mod lag;
 mod records;
 mod trace;
 
@@ -8,6 +9,9 @@ pub use groups::{
     acked_offsets_survive_a_clean_close, group_members_split_the_partitions,
     rebalance_keeps_acknowledged_progress, redelivery_after_uncommitted_crash,
     separate_groups_each_see_everything,
+};
+pub use lag::{
+    lag_counts_unacknowledged_records, lag_follows_the_assignment, lag_goes_with_the_consumer,
 };
 pub use records::{
     ensure_topic_is_idempotent, headers_preserved_byte_for_byte, missing_topics_fail_clearly,
@@ -49,7 +53,10 @@ macro_rules! contract_suite {
             separate_groups_each_see_everything,
             headers_preserved_byte_for_byte,
             missing_topics_fail_clearly,
-            ensure_topic_is_idempotent
+            ensure_topic_is_idempotent,
+            lag_counts_unacknowledged_records,
+            lag_goes_with_the_consumer,
+            lag_follows_the_assignment
         );
 
         // The tracing subscriber is per thread: this case keeps the bus on the test thread.

@@ -65,6 +65,16 @@ pub enum BusError {
         source: KafkaError,
     },
 
+    /// A topic could not be deleted.
+    #[error("cannot delete topic {topic:?}")]
+    TopicDeletion {
+        /// The topic.
+        topic: String,
+        /// Why.
+        #[source]
+        source: KafkaError,
+    },
+
     /// An acknowledgement for a partition this consumer no longer owns.
     #[error("partition {partition} of topic {topic:?} is not assigned to this consumer")]
     NotAssigned {
@@ -104,6 +114,7 @@ impl BusError {
             Self::Config(_) => "config",
             Self::Delivery { .. } => "delivery",
             Self::TopicCreation { .. } => "topic_creation",
+            Self::TopicDeletion { .. } => "topic_deletion",
             Self::NotAssigned { .. } => "not_assigned",
             Self::Kafka { .. } => "kafka",
             Self::Timeout { .. } => "timeout",

@@ -73,6 +73,12 @@ pub trait Bus: Send + Sync {
     /// each one that does not. Services call it at start so a missing topic is a clear error.
     async fn probe_topics(&self, topics: &[&str]) -> Result<(), BusError>;
 
+    /// How many partitions `topic` has, or `None` when it does not exist.
+    async fn topic_partitions(&self, topic: &str) -> Result<Option<i32>, BusError>;
+
+    /// Deletes `topic` with its records; a topic that does not exist is success.
+    async fn delete_topic(&self, topic: &str) -> Result<(), BusError>;
+
     /// The bus's producer, shared by every caller.
     fn producer(&self) -> Arc<dyn Producer>;
 

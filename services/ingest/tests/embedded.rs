@@ -362,6 +362,12 @@ impl Bus for GatedBus {
     async fn probe_topics(&self, topics: &[&str]) -> Result<(), BusError> {
         self.inner.probe_topics(topics).await
     }
+    async fn topic_partitions(&self, topic: &str) -> Result<Option<i32>, BusError> {
+        self.inner.topic_partitions(topic).await
+    }
+    async fn delete_topic(&self, topic: &str) -> Result<(), BusError> {
+        self.inner.delete_topic(topic).await
+    }
     fn producer(&self) -> Arc<dyn Producer> {
         Arc::new(GatedProducer {
             inner: self.inner.producer(),

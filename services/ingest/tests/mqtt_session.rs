@@ -39,6 +39,12 @@ impl Bus for StuckBus {
     async fn probe_topics(&self, topics: &[&str]) -> Result<(), BusError> {
         self.0.probe_topics(topics).await
     }
+    async fn topic_partitions(&self, topic: &str) -> Result<Option<i32>, BusError> {
+        self.0.topic_partitions(topic).await
+    }
+    async fn delete_topic(&self, topic: &str) -> Result<(), BusError> {
+        self.0.delete_topic(topic).await
+    }
     fn producer(&self) -> Arc<dyn Producer> {
         Arc::new(StuckProducer)
     }

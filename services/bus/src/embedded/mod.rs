@@ -145,6 +145,25 @@ impl Bus for EmbeddedBus {
         }
     }
 
+    async fn topic_partitions(&self, topic: &str) -> Result<Option<i32>, BusError> {
+        Ok(self.topic(topic).map(|log| log.partition_count()))
+    }
+
+    /// Members subscribed before the deletion keep reading what the topic held; a topic
+    /// created again under the name starts empty.
+    async fn delete_topic(&self, topic: &str) -> Result<(), BusError> {
+        let removed = self
+            .shared
+            .topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(topic);
+        if removed.is_some() {
+            info!(topic, "Topic deleted.");
+        }
+        Ok(())
+    }
+
     fn producer(&self) -> Arc<dyn Producer> {
         Arc::new(EmbeddedProducer { bus: self.clone() })
     }

@@ -32,6 +32,14 @@ impl MetadataSummary {
             .get(topic)
             .is_some_and(|partitions| *partitions > 0)
     }
+
+    /// How many partitions `topic` has, `None` when the metadata does not list it.
+    pub(crate) fn partitions(&self, topic: &str) -> Option<i32> {
+        self.topics
+            .get(topic)
+            .filter(|partitions| **partitions > 0)
+            .map(|partitions| i32::try_from(*partitions).unwrap_or(i32::MAX))
+    }
 }
 
 /// Fetches the metadata of every topic (naming none, so no broker creates one on the fly).
@@ -105,6 +113,39 @@ pub(crate) async fn ensure_topic(
         }
     }
     wait_until_visible(admin, spec, config).await
+}
+
+/// Deletes the topic; one the broker does not know is success.
+pub(crate) async fn delete_topic(
+    admin: &Arc<AdminClient<LogContext>>,
+    topic: &str,
+    config: &KafkaConfig,
+) -> Result<(), BusError> {
+    let options = AdminOptions::new()
+        .operation_timeout(Some(config.request_timeout))
+        .request_timeout(Some(config.request_timeout));
+    let results = admin
+        .delete_topics(&[topic], &options)
+        .await
+        .map_err(|source| BusError::TopicDeletion {
+            topic: topic.to_owned(),
+            source,
+        })?;
+    for result in results {
+        match result {
+            Ok(name) => info!(topic = %name, "Topic deleted."),
+            Err((name, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                debug!(topic = %name, "Topic to delete does not exist.");
+            }
+            Err((name, code)) => {
+                return Err(BusError::TopicDeletion {
+                    topic: name,
+                    source: KafkaError::AdminOp(code),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Waits until the cluster's metadata lists the topic, so producing and subscribing right

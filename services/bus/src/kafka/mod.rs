@@ -261,6 +261,17 @@ impl Bus for KafkaBus {
         }
     }
 
+    async fn topic_partitions(&self, topic: &str) -> Result<Option<i32>, BusError> {
+        let metadata = admin::fetch_metadata(&self.admin, self.config.request_timeout)
+            .await
+            .map_err(|source| self.unreachable(source))?;
+        Ok(metadata.partitions(topic))
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<(), BusError> {
+        admin::delete_topic(&self.admin, topic, &self.config).await
+    }
+
     fn producer(&self) -> Arc<dyn Producer> {
         self.producer.clone()
     }

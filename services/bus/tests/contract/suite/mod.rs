@@ -1,10 +1,14 @@
 //! The bus contract, written once and instantiated per implementation by `contract_suite!`.
 
+mod admin;
 mod groups;
 mod lag;
 mod records;
 mod trace;
 
+pub use admin::{
+    a_deleted_name_can_be_created_again, deleted_topics_are_gone, topic_partitions_read_back,
+};
 pub use groups::{
     acked_offsets_survive_a_clean_close, group_members_split_the_partitions,
     rebalance_keeps_acknowledged_progress, redelivery_after_uncommitted_crash,
@@ -54,6 +58,9 @@ macro_rules! contract_suite {
             headers_preserved_byte_for_byte,
             missing_topics_fail_clearly,
             ensure_topic_is_idempotent,
+            topic_partitions_read_back,
+            deleted_topics_are_gone,
+            a_deleted_name_can_be_created_again,
             lag_counts_unacknowledged_records,
             lag_goes_with_the_consumer,
             lag_follows_the_assignment

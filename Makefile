@@ -6,7 +6,7 @@ CARGO ?= cargo
 export SINTER_KAFKA_BROKERS ?= 127.0.0.1:9092
 
 .PHONY: help dev cluster-up cluster-down example build test lint fmt services services-stop install-broker \
-        install-protoc bench-bus
+        install-protoc bench-bus crd
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -30,6 +30,9 @@ build: install-protoc ## Build every crate and binary.
 test: install-protoc install-broker services ## Start what the tests need, then run every test.
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+crd: install-protoc ## Write the Solution CRD, generated from the operator's types, into the chart.
+	$(CARGO) run -q -p sinter-operator -- crd > charts/sinter/crds/solutions.sinter.dev.yaml
 
 lint: install-protoc ## rustfmt and clippy, warnings are errors.
 	$(CARGO) fmt --all -- --check

@@ -1,7 +1,11 @@
-//! Sinter's operator: what a Solution needs in the cluster, and the means to make it so.
-//!
-//! Today it provisions a Solution's topics (`sinter-operator topics`), which cluster mode
-//! and the services' start-up checks rely on.
+//! Sinter's operator: turns `Solution` resources into topics, configuration and workloads,
+//! and reports in each Solution's status and events whether that worked.
 #![forbid(unsafe_code)]
 
+pub mod crd;
+pub mod metrics;
+pub mod reconcile;
+pub mod render;
+pub mod run;
+pub mod status;
 pub mod topics;

@@ -1,8 +1,14 @@
 //! The `sinter-operator` binary.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use kube::runtime::events::{Recorder, Reporter};
+use sinter_operator::reconcile::Context;
+use sinter_operator::render::Settings;
+use sinter_operator::run::LeaseSettings;
 use sinter_runtime::BusUrl;
 
 #[derive(Debug, Parser)]
@@ -16,6 +22,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Reconcile every Solution in the cluster (with leader election among replicas).
+    Run(RunArgs),
+    /// Print the Solution CRD as YAML (`make crd` writes it into the chart).
+    Crd,
     /// Create the topics of one or more Solutions on the bus (existing ones are kept).
     Topics {
         /// Solution files.
@@ -32,15 +42,121 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The bus the Solutions' topics live on, and that their workloads use.
+    #[arg(long, env = "SINTER_BUS", default_value = "kafka://127.0.0.1:9092")]
+    bus: BusUrl,
+    /// The image with the `sinter-*` binaries, for the workloads.
+    #[arg(long, env = "SINTER_IMAGE")]
+    image: String,
+    /// The Secret (in each Solution's namespace) with the services' PostgreSQL URLs under
+    /// the keys `analytics`, `context` and `orchestrator`.
+    #[arg(
+        long,
+        env = "SINTER_DATABASE_SECRET",
+        default_value = "sinter-database"
+    )]
+    database_secret: String,
+    /// The Secret (in each Solution's namespace) whose key `tokens` lists the bearer
+    /// tokens the APIs accept; unset: no authentication.
+    #[arg(long, env = "SINTER_TOKEN_SECRET")]
+    token_secret: Option<String>,
+    /// OTLP endpoint the workloads export traces and metrics to.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otel_endpoint: Option<String>,
+    /// The namespace of the leader-election Lease.
+    #[arg(long, env = "SINTER_LEASE_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease; the pod name in a cluster.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// How long the lease holds without renewal, in seconds.
+    #[arg(long, default_value_t = 15)]
+    lease_seconds: u64,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Crd = cli.command {
+        print!("{}", sinter_operator::crd::crd_yaml());
+        return Ok(());
+    }
     let telemetry = sinter_telemetry::init("sinter-operator", &cli.telemetry)?;
     let result = match cli.command {
+        Command::Run(args) => run(args, &cli.telemetry, &telemetry).await,
         Command::Topics { solutions, bus } => provision_topics(&solutions, &bus).await,
+        Command::Crd => Ok(()),
     };
     telemetry.shutdown();
     result
+}
+
+async fn run(
+    args: RunArgs,
+    telemetry_args: &sinter_telemetry::TelemetryArgs,
+    telemetry: &sinter_telemetry::Telemetry,
+) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes API to talk to (in-cluster config or kubeconfig)")?;
+    let bus = sinter_runtime::connect_bus(&args.bus, "sinter-operator").await?;
+    let log_format = match telemetry_args.log_format {
+        sinter_telemetry::LogFormat::Json => "json",
+        sinter_telemetry::LogFormat::Text => "text",
+    };
+    let settings = Settings {
+        image: args.image,
+        bus: args.bus.to_string(),
+        database_secret: args.database_secret,
+        token_secret: args.token_secret,
+        otel_endpoint: args.otel_endpoint,
+        log_format: log_format.to_owned(),
+    };
+    let identity = args
+        .identity
+        .unwrap_or_else(|| format!("sinter-operator-{}", std::process::id()));
+    let reporter = Reporter {
+        controller: "sinter-operator".to_owned(),
+        instance: Some(identity.clone()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let metrics = sinter_operator::metrics::Metrics::new(&telemetry.meter());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        bus,
+        settings,
+        recorder,
+        metrics,
+    ));
+
+    let ready = sinter_telemetry::Readiness::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics_server = match telemetry_args.metrics_socket() {
+        Some(addr) => {
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            let registry = telemetry.registry().clone();
+            Some(sinter_telemetry::serve_metrics(addr, registry, ready.clone(), shutdown).await?)
+        }
+        None => None,
+    };
+    ready.set(true);
+    let lease = LeaseSettings {
+        namespace: args.lease_namespace,
+        identity,
+        duration_seconds: args.lease_seconds,
+    };
+    let shutdown = sinter_runtime::Shutdown::on_signals();
+    sinter_operator::run::run(client, ctx, lease, shutdown.wait()).await?;
+    let _ = stop.send(true);
+    if let Some((_, task)) = metrics_server {
+        task.await??;
+    }
+    Ok(())
 }
 
 async fn provision_topics(paths: &[PathBuf], bus: &BusUrl) -> anyhow::Result<()> {

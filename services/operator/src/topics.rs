@@ -30,6 +30,58 @@ pub async fn provision(bus: &dyn Bus, solution: &Solution) -> Result<Vec<TopicSp
     Ok(planned)
 }
 
+/// What reconciling a Solution's topics found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopicReport {
+    /// Topics that exist as the spec asks, created now or before.
+    pub ready: Vec<String>,
+    /// Topics created by this reconcile.
+    pub created: Vec<String>,
+    /// Topics that exist with another partition count than the spec asks, each described
+    /// for a person. They are left as they are.
+    pub conflicts: Vec<String>,
+}
+
+/// Create the topics `solution` needs that do not exist and check the ones that do.
+///
+/// A topic with another partition count is a conflict, reported and left alone: fewer
+/// partitions cannot be had without deleting data, and more would send a device's readings
+/// to another partition, out of order with those before them. Changing partitions is an
+/// administrator's deliberate step, not something to retry.
+pub async fn reconcile(bus: &dyn Bus, solution: &Solution) -> Result<TopicReport, BusError> {
+    let mut report = TopicReport::default();
+    for spec in plan(solution) {
+        match bus.topic_partitions(&spec.name).await? {
+            None => {
+                bus.ensure_topic(&spec).await?;
+                tracing::info!(solution = %solution.qualified_name(), topic = %spec.name,
+                    partitions = spec.partitions, "Topic created.");
+                report.created.push(spec.name.clone());
+                report.ready.push(spec.name);
+            }
+            Some(partitions) if partitions == spec.partitions => report.ready.push(spec.name),
+            Some(partitions) => {
+                report.conflicts.push(format!(
+                    "{} has {partitions} partitions, the spec asks for {}",
+                    spec.name, spec.partitions
+                ));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Delete every topic of the Solution `namespace/name`; returns their names.
+pub async fn delete(bus: &dyn Bus, namespace: &str, name: &str) -> Result<Vec<String>, BusError> {
+    let mut deleted = Vec::new();
+    for stream in Stream::ALL {
+        let topic = sinter_core::topic::name(namespace, name, stream);
+        bus.delete_topic(&topic).await?;
+        deleted.push(topic);
+    }
+    Ok(deleted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1019,3 +1019,55 @@ fn the_service_monitor_selects_the_operator_and_the_workloads_everywhere() {
     assert!(helpers.contains("app.kubernetes.io/part-of: sinter"));
     assert!(template("operator.yaml").contains("- name: metrics\n      port:"));
 }
+
+/// The committed CRD's OpenAPI schema as JSON Schema: the Kubernetes extensions are
+/// annotations a JSON Schema validator ignores, and `nullable` fields are absent here.
+fn crd_schema() -> serde_json::Value {
+    let text = read(&chart().join("crds/solutions.sinter.dev.yaml"));
+    let crd: serde_json::Value = serde_yaml::from_str(&text).expect("the CRD parses");
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+fn example_solution() -> serde_json::Value {
+    let text = read(&sinter_tests::repo_root().join("examples/pump-health.yaml"));
+    serde_yaml::from_str(&text).expect("the example parses")
+}
+
+fn crd_errors(instance: &serde_json::Value) -> Vec<String> {
+    let schema = crd_schema();
+    let validator = jsonschema::draft4::new(&schema).expect("the CRD schema compiles");
+    validator
+        .iter_errors(instance)
+        .map(|error| format!("{}: {error}", error.instance_path()))
+        .collect()
+}
+
+#[test]
+fn the_example_solution_fits_the_crd_schema() {
+    let example = example_solution();
+    let errors = crd_errors(&example);
+    assert!(
+        errors.is_empty(),
+        "kubectl apply would refuse the example: {errors:#?}"
+    );
+
+    let mut broken = example;
+    broken["spec"]["deletionPolicy"] = serde_json::json!("delete");
+    broken["spec"]["topics"]["partitions"] = serde_json::json!(0);
+    broken["spec"]["devices"][0]
+        .as_object_mut()
+        .expect("a device type")
+        .remove("metrics");
+    let errors = crd_errors(&broken);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    for field in [
+        "/spec/deletionPolicy",
+        "/spec/topics/partitions",
+        "/spec/devices/0",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.starts_with(field)),
+            "{field} in {errors:#?}"
+        );
+    }
+}

@@ -107,6 +107,8 @@ fn the_operator_gets_its_command_environment_and_probes() {
     assert!(text.contains(r#"args: ["run"]"#), "{text}");
     for variable in [
         "SINTER_IMAGE",
+        "SINTER_IMAGE_PULL_POLICY",
+        "SINTER_IMAGE_PULL_SECRETS",
         "SINTER_BUS",
         "SINTER_DATABASE_SECRET",
         "SINTER_TOKEN_SECRET",
@@ -121,15 +123,14 @@ fn the_operator_gets_its_command_environment_and_probes() {
             "operator.yaml does not set {variable}"
         );
     }
-    // Both downward-API variables, and both probes on /health of the metrics port.
+    // Both downward-API variables; liveness on /health, readiness (the API server and the
+    // broker answered) on /ready, both on the metrics port.
     assert_eq!(text.matches("fieldPath: metadata.namespace").count(), 1);
     assert_eq!(text.matches("fieldPath: metadata.name\n").count(), 1);
-    assert_eq!(
-        text.matches("path: /health\n              port: metrics")
-            .count(),
-        2,
-        "{text}"
-    );
+    for path in ["/health", "/ready"] {
+        let probe = format!("path: {path}\n              port: metrics");
+        assert_eq!(text.matches(&probe).count(), 1, "{text}");
+    }
     let values = values();
     assert_eq!(values["operator"]["replicas"], 2);
     assert_eq!(values["operator"]["metricsPort"], 9464);

@@ -34,7 +34,17 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 50")
         .message("metadata.name must be at most 50 characters: workload names add a suffix"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]')")
+        .message("metadata.name must start with a letter: it names the workloads' Services"),
 )]
+#[x_kube(validation = Rule::new(
+    "!has(oldSelf.topics) || !has(oldSelf.topics.partitions) \
+     || (has(self.topics) && has(self.topics.partitions))"
+).message("topics.partitions cannot be removed once set"))]
+#[x_kube(validation = Rule::new(
+    "!has(oldSelf.topics) || !has(oldSelf.topics.replicationFactor) \
+     || (has(self.topics) && has(self.topics.replicationFactor))"
+).message("topics.replicationFactor cannot be removed once set"))]
 #[serde(rename_all = "camelCase")]
 pub struct SolutionSpec {
     /// The device model: what a valid reading is. Device type names are unique.
@@ -89,9 +99,10 @@ pub struct DeviceType {
     pub description: Option<String>,
     /// Device id patterns (`p-*`) that make a device this type.
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
     pub patterns: Vec<String>,
     /// The metrics a device of this type reports.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 200))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub metrics: Vec<Metric>,
 }
@@ -177,7 +188,7 @@ pub struct AnalyticsRule {
     #[schemars(schema_with = "open_object")]
     pub window: serde_json::Value,
     /// The detectors, each naming exactly one kind.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 20))]
     pub detect: Vec<DetectorSpec>,
 }
 
@@ -256,18 +267,20 @@ impl JsonSchema for Recommendation {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Topics {
-    /// Partitions per topic; never fewer than before.
+    /// Partitions per topic; fixed once the topics exist. Kafka cannot remove a partition,
+    /// and adding one would move devices' readings to another partition, out of order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
-    #[x_kube(validation = Rule::new("self >= oldSelf")
-        .message("partitions never shrink: Kafka cannot remove a partition"))]
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .message("partitions are fixed once the topics exist: Kafka cannot remove one, and \
+            adding one reorders devices' readings"))]
     pub partitions: Option<u32>,
     /// How long records are kept (`7d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<String>,
     /// Copies of each partition; fixed once the topics exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 32))]
+    #[schemars(range(min = 1, max = 65535))]
     #[x_kube(validation = Rule::new("self == oldSelf")
         .message("replicationFactor is fixed once the topics exist"))]
     pub replication_factor: Option<u16>,
@@ -302,6 +315,7 @@ pub struct Workloads {
 
 /// One service's Deployment settings.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct Workload {
     /// Pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,6 +324,10 @@ pub struct Workload {
     /// Resource requests and limits, as in a container spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// Secrets whose keys become the pods' environment (`urlEnv`, `secretRef.env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub env_from_secrets: Vec<String>,
 }
 
 /// Container resource requests and limits.
@@ -361,11 +379,12 @@ fn open_object(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// Quantities by resource name; a value may be a number (`1.5`) or a string (`250m`),
+/// which the Solution reader checks, naming the field.
 fn quantities(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
-        "propertyNames": {"enum": ["cpu", "memory", "ephemeral-storage"]},
-        "additionalProperties": {"x-kubernetes-int-or-string": true},
+        "additionalProperties": {"x-kubernetes-preserve-unknown-fields": true},
     })
 }
 

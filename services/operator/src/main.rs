@@ -50,6 +50,13 @@ struct RunArgs {
     /// The image with the `sinter-*` binaries, for the workloads.
     #[arg(long, env = "SINTER_IMAGE")]
     image: String,
+    /// The workloads' image pull policy (Always, IfNotPresent, Never).
+    #[arg(long, env = "SINTER_IMAGE_PULL_POLICY",
+          value_parser = ["Always", "IfNotPresent", "Never"])]
+    image_pull_policy: Option<String>,
+    /// Secrets (in each Solution's namespace) to pull the workloads' image with.
+    #[arg(long, env = "SINTER_IMAGE_PULL_SECRETS", value_delimiter = ',')]
+    image_pull_secrets: Vec<String>,
     /// The Secret (in each Solution's namespace) with the services' PostgreSQL URLs under
     /// the keys `analytics`, `context` and `orchestrator`.
     #[arg(
@@ -98,6 +105,21 @@ async fn run(
     telemetry_args: &sinter_telemetry::TelemetryArgs,
     telemetry: &sinter_telemetry::Telemetry,
 ) -> anyhow::Result<()> {
+    // /health answers from the start, so a slow broker or API server at start-up is not
+    // taken for a dead process; /ready waits until both answer.
+    let ready = sinter_telemetry::Readiness::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics_server = match telemetry_args.metrics_socket() {
+        Some(addr) => {
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            let registry = telemetry.registry().clone();
+            Some(sinter_telemetry::serve_metrics(addr, registry, ready.clone(), shutdown).await?)
+        }
+        None => None,
+    };
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes API to talk to (in-cluster config or kubeconfig)")?;
@@ -108,6 +130,8 @@ async fn run(
     };
     let settings = Settings {
         image: args.image,
+        image_pull_policy: args.image_pull_policy,
+        image_pull_secrets: args.image_pull_secrets,
         bus: args.bus.to_string(),
         database_secret: args.database_secret,
         token_secret: args.token_secret,
@@ -131,19 +155,6 @@ async fn run(
         metrics,
     ));
 
-    let ready = sinter_telemetry::Readiness::default();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let metrics_server = match telemetry_args.metrics_socket() {
-        Some(addr) => {
-            let mut stopped = stopped.clone();
-            let shutdown = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
-            let registry = telemetry.registry().clone();
-            Some(sinter_telemetry::serve_metrics(addr, registry, ready.clone(), shutdown).await?)
-        }
-        None => None,
-    };
     ready.set(true);
     let lease = LeaseSettings {
         namespace: args.lease_namespace,

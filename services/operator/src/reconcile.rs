@@ -143,8 +143,45 @@ pub async fn reconcile(
         warn!(solution = %key, reason = error.reason(), error = %error, "Reconcile failed.");
         let event = warning("ReconcileFailed", error.to_string());
         publish(&ctx, &solution, event).await;
+        report_failure(&ctx, &solution, error).await;
     }
     result
+}
+
+/// Puts a failed reconcile into the status, so that `kubectl get` shows it: `Ready` (and
+/// `TopicsReady` when the bus failed) go false with the error. Best effort: when the API
+/// server is what fails, the event and the log are all there is.
+async fn report_failure(ctx: &Context, solution: &Solution, error: &ReconcileError) {
+    let (Some(namespace), name) = (solution.namespace(), solution.name_any()) else {
+        return;
+    };
+    let previous = solution.status.clone().unwrap_or_default();
+    let generation = solution.metadata.generation;
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let message = error.to_string();
+    let mut observations = vec![Observation::fails(
+        READY,
+        "ReconcileFailed",
+        message.clone(),
+    )];
+    if error.reason() == "topics" {
+        observations.push(Observation::fails(TOPICS_READY, "BusUnavailable", message));
+    }
+    let updated = status::next(&previous, generation, &observations, &now);
+    let phase = match previous.phase.as_deref() {
+        None | Some(status::phase::PENDING) => status::phase::PENDING,
+        Some(status::phase::INVALID) => status::phase::INVALID,
+        Some(_) => status::phase::DEGRADED,
+    };
+    let status = SolutionStatus {
+        phase: Some(phase.to_owned()),
+        conditions: status::merge(&previous.conditions, updated),
+        ..previous.clone()
+    };
+    if let Err(error) = write_status(ctx, &namespace, &name, &previous, status).await {
+        warn!(solution = %format!("{namespace}/{name}"), error = %error,
+            "The failure could not be written into the status.");
+    }
 }
 
 /// When to retry a failed reconcile: 5 s after the first failure, doubling to at most

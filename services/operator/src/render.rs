@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, GRPCAction,
-    HTTPGetAction, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecretKeySelector,
-    SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, EnvVar,
+    EnvVarSource, GRPCAction, HTTPGetAction, LocalObjectReference, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SecretEnvSource, SecretKeySelector, SecretVolumeSource, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -39,6 +40,10 @@ const CONFIG_KEY: &str = "solution.yaml";
 pub struct Settings {
     /// The image holding the `sinter-*` binaries.
     pub image: String,
+    /// `Always`, `IfNotPresent` or `Never`; the cluster's default when none.
+    pub image_pull_policy: Option<String>,
+    /// Secrets (in each Solution's namespace) for pulling the image.
+    pub image_pull_secrets: Vec<String>,
     /// The bus every service uses: `kafka://host:port,...`.
     pub bus: String,
     /// The Secret, in each Solution's namespace, whose keys `analytics`, `context` and
@@ -215,6 +220,20 @@ fn deployment(
     let container = Container {
         name: service.to_owned(),
         image: Some(settings.image.clone()),
+        image_pull_policy: settings.image_pull_policy.clone(),
+        env_from: (!workload.env_from_secrets.is_empty()).then(|| {
+            workload
+                .env_from_secrets
+                .iter()
+                .map(|secret| EnvFromSource {
+                    secret_ref: Some(SecretEnvSource {
+                        name: secret.clone(),
+                        optional: Some(false),
+                    }),
+                    ..EnvFromSource::default()
+                })
+                .collect()
+        }),
         command: Some(vec![format!("sinter-{service}")]),
         args: Some(vec![
             "--solution".to_owned(),
@@ -268,6 +287,13 @@ fn deployment(
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    image_pull_secrets: (!settings.image_pull_secrets.is_empty()).then(|| {
+                        settings
+                            .image_pull_secrets
+                            .iter()
+                            .map(|name| LocalObjectReference { name: name.clone() })
+                            .collect()
+                    }),
                     volumes: Some(volumes),
                     ..PodSpec::default()
                 }),

@@ -92,6 +92,23 @@ pub fn next(
         .collect()
 }
 
+/// `previous` with the conditions of `updated` put in place of those of the same type.
+pub fn merge(previous: &[Condition], updated: Vec<Condition>) -> Vec<Condition> {
+    let mut merged: Vec<Condition> = previous
+        .iter()
+        .filter(|old| updated.iter().all(|new| new.type_ != old.type_))
+        .cloned()
+        .collect();
+    merged.extend(updated);
+    merged.sort_by_key(|condition| {
+        [READY, TOPICS_READY, CONFIG_READY, WORKLOADS_READY]
+            .iter()
+            .position(|kind| *kind == condition.type_)
+            .unwrap_or(usize::MAX)
+    });
+    merged
+}
+
 /// The most a condition message holds; the API server refuses longer ones.
 const MAX_MESSAGE: usize = 32 * 1024;
 

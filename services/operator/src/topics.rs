@@ -49,6 +49,9 @@ pub struct TopicReport {
 /// to another partition, out of order with those before them. Changing partitions is an
 /// administrator's deliberate step, not something to retry.
 pub async fn reconcile(bus: &dyn Bus, solution: &Solution) -> Result<TopicReport, BusError> {
+    // Limitation: retention and replication factor are applied when a topic is created and
+    // not compared afterwards; a changed `spec.topics.retention` leaves existing topics at
+    // their old retention, unreported, until an administrator alters them.
     let mut report = TopicReport::default();
     for spec in plan(solution) {
         match bus.topic_partitions(&spec.name).await? {

@@ -157,14 +157,49 @@ fn rules(schema: &JSONSchemaProps, path: &str, found: &mut Vec<(String, String)>
     }
 }
 
-fn rule_at(path: &str) -> String {
+fn rules_at(path: &str) -> Vec<String> {
     let mut found = Vec::new();
     rules(&schema(), "", &mut found);
-    found
+    let at: Vec<String> = found
         .into_iter()
-        .find(|(at, _)| at == path)
+        .filter(|(at, _)| at == path)
         .map(|(_, rule)| rule)
-        .unwrap_or_else(|| panic!("no rule at {path}"))
+        .collect();
+    assert!(!at.is_empty(), "no rule at {path}");
+    at
+}
+
+fn rule_at(path: &str) -> String {
+    rules_at(path).remove(0)
+}
+
+/// For every CEL rule, how many copies of it one object can hold: the product of the
+/// `maxItems` of the lists above it, `None` when a list is unbounded.
+fn rule_copies(schema: &JSONSchemaProps, copies: Option<u64>, found: &mut Vec<Option<u64>>) {
+    for _ in schema.x_kubernetes_validations.iter().flatten() {
+        found.push(copies);
+    }
+    for property in schema.properties.iter().flatten().map(|(_, p)| p) {
+        rule_copies(property, copies, found);
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(item)) = &schema.items {
+        let bound = schema.max_items.and_then(|max| u64::try_from(max).ok());
+        let copies = copies.and_then(|copies| bound.map(|bound| copies * bound));
+        rule_copies(item, copies, found);
+    }
+}
+
+#[test]
+fn every_cel_rule_has_a_bounded_cost() {
+    // The API server refuses a rule whose estimated cost, times how often it can occur,
+    // exceeds its budget; an unbounded list above a rule makes that estimate huge.
+    let mut found = Vec::new();
+    rule_copies(&schema(), Some(1), &mut found);
+    assert!(found.len() >= 8, "{found:?}");
+    for copies in found {
+        let copies = copies.expect("every list above a CEL rule has maxItems");
+        assert!(copies <= 20_000, "a rule can occur {copies} times");
+    }
 }
 
 /// Evaluates a rule as the API server would, with `self` (and `oldSelf` for transition
@@ -215,26 +250,43 @@ fn cel_rules_hold_and_fail_as_they_should() {
     assert!(!holds(&source, json!({}), None));
 
     let partitions = rule_at(".spec.topics.partitions");
-    assert!(holds(&partitions, json!(12), Some(json!(6))));
+    assert!(holds(&partitions, json!(6), Some(json!(6))));
     assert!(
         !holds(&partitions, json!(3), Some(json!(6))),
         "partitions never shrink"
+    );
+    assert!(
+        !holds(&partitions, json!(12), Some(json!(6))),
+        "nor grow under the operator"
     );
 
     let replication = rule_at(".spec.topics.replicationFactor");
     assert!(!holds(&replication, json!(3), Some(json!(1))));
 
-    let root = rule_at("");
-    assert!(holds(
-        &root,
-        json!({"metadata": {"name": "pump-health"}}),
-        None
-    ));
+    let kept = rules_at(".spec");
+    assert_eq!(kept.len(), 2);
+    let set = json!({"topics": {"partitions": 6, "replicationFactor": 3}});
+    assert!(holds(&kept[0], set.clone(), Some(set.clone())));
+    assert!(
+        !holds(&kept[0], json!({}), Some(set.clone())),
+        "partitions cannot be dropped"
+    );
     assert!(!holds(
-        &root,
-        json!({"metadata": {"name": "p".repeat(51)}}),
-        None
+        &kept[1],
+        json!({"topics": {"partitions": 6}}),
+        Some(set.clone())
     ));
+    assert!(
+        holds(&kept[0], set.clone(), Some(json!({}))),
+        "set later: fine"
+    );
+
+    let root = rules_at("");
+    let named = |name: String| json!({"metadata": {"name": name}});
+    assert!(holds(&root[0], named("pump-health".into()), None));
+    assert!(!holds(&root[0], named("p".repeat(51)), None));
+    assert!(holds(&root[1], named("pump-health".into()), None));
+    assert!(!holds(&root[1], named("7-pumps".into()), None));
 }
 
 #[test]

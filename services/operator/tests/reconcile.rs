@@ -108,6 +108,14 @@ fn applies(ready: bool) -> Vec<Step> {
                 assert_eq!(container["readinessProbe"]["grpc"]["port"], 50051);
                 let annotations = &body["spec"]["template"]["metadata"]["annotations"];
                 assert!(annotations["sinter.dev/config-digest"].is_string());
+                let pod = &body["spec"]["template"]["spec"];
+                assert_eq!(pod["imagePullSecrets"][0]["name"], "registry");
+                assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+                if service == "context" {
+                    assert_eq!(container["envFrom"][0]["secretRef"]["name"], "erp-db");
+                } else {
+                    assert!(container["envFrom"].is_null(), "{container}");
+                }
                 if service == "analytics" {
                     assert_eq!(body["spec"]["replicas"], 2, "from spec.workloads");
                     assert_eq!(container["resources"]["requests"]["cpu"], "500m");
@@ -220,7 +228,8 @@ fn stored(edit: impl FnOnce(&mut Value)) -> Solution {
     value["metadata"]["resourceVersion"] = json!("100");
     value["metadata"]["finalizers"] = json!([FINALIZER]);
     value["spec"]["workloads"] = json!({
-        "analytics": {"replicas": 2, "resources": {"requests": {"cpu": "500m"}}}
+        "analytics": {"replicas": 2, "resources": {"requests": {"cpu": "500m"}}},
+        "context": {"envFromSecrets": ["erp-db"]},
     });
     edit(&mut value);
     serde_json::from_value(value).expect("the example is a Solution resource")
@@ -229,6 +238,8 @@ fn stored(edit: impl FnOnce(&mut Value)) -> Solution {
 fn context(client: Client, bus: Arc<dyn Bus>) -> Arc<Context> {
     let settings = Settings {
         image: "ghcr.io/sinter/sinter:test".to_owned(),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        image_pull_secrets: vec!["registry".to_owned()],
         bus: "kafka://kafka:9092".to_owned(),
         database_secret: "sinter-database".to_owned(),
         token_secret: None,
@@ -500,6 +511,18 @@ async fn a_failing_api_call_is_an_error_with_an_event_and_a_backoff() {
         event("ReconcileFailed").checking(|body| {
             let note = body["note"].as_str().expect("note");
             assert!(note.contains("bad day"), "{note}");
+        }),
+        step("PATCH", format!("{BASE}/status"), Reply::Status).checking(|patch| {
+            assert_eq!(patch["status"]["phase"], "Pending");
+            let ready = &patch["status"]["conditions"][0];
+            assert_eq!(ready["type"], "Ready");
+            assert_eq!(ready["status"], "False");
+            assert_eq!(ready["reason"], "ReconcileFailed");
+            assert!(
+                ready["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("bad day"))
+            );
         }),
     ];
     let (result, _) = reconcile_with(bus, stored(|_| {}), steps).await;

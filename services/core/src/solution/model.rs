@@ -250,8 +250,18 @@ fn build_metadata(raw: Node<RawMetadata>, path: &Path, problems: &mut Problems) 
             .ok()?;
         Some(text)
     };
+    let name_path = path.field("name");
     let name = if check_fields {
-        label(&raw.name, &path.field("name"), problems)
+        label(&raw.name, &name_path, problems).and_then(|name| {
+            // The Solution's name begins the names of its Kubernetes Services, which must
+            // start with a letter (DNS-1035).
+            if name.starts_with(|c: char| c.is_ascii_lowercase()) {
+                Some(name)
+            } else {
+                problems.report(&name_path, format!("{name:?} must start with a letter"));
+                None
+            }
+        })
     } else {
         None
     };
@@ -433,6 +443,10 @@ mod tests {
         assert_eq!(
             errors(&with_metadata("{namespace: x}")),
             ["metadata.name: is required"]
+        );
+        assert_eq!(
+            errors(&with_metadata("{name: 7-pumps}")),
+            [r#"metadata.name: "7-pumps" must start with a letter"#]
         );
     }
 

@@ -23,6 +23,12 @@ pub(crate) fn dns_label(name: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `name` is a DNS-1123 subdomain, as Secret and ConfigMap names are: dot-separated
+/// labels, at most 253 characters.
+pub(crate) fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(|part| dns_label(part).is_ok())
+}
+
 /// Check an identifier: a letter or `_`, then letters, digits or `_`; at most 128 characters.
 /// Metric names and context provider names (which become CEL variables) follow it.
 pub(crate) fn identifier(name: &str) -> Result<(), String> {

@@ -71,6 +71,7 @@ pub(crate) struct RawWorkloads {
 pub(crate) struct RawWorkload {
     pub replicas: Scalar,
     pub resources: Node<RawResources>,
+    pub env_from_secrets: Node<Vec<Scalar>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

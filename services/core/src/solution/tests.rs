@@ -65,7 +65,10 @@ fn the_example_is_valid() {
             .count(),
         1
     );
-    assert!(solution.status.is_none(), "an applied Solution carries no status");
+    assert!(
+        solution.status.is_none(),
+        "an applied Solution carries no status"
+    );
     assert_eq!(solution.spec.workloads.analytics.replicas, 2);
 }
 

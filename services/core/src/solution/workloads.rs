@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::error::Problems;
+use super::names;
 use super::node::Node;
 use super::path::Path;
 use super::raw::{RawResources, RawWorkload, RawWorkloads};
@@ -38,6 +39,7 @@ impl Default for Workloads {
                 ]),
                 limits: BTreeMap::from([("memory".to_owned(), limit.to_owned())]),
             },
+            env_from_secrets: Vec::new(),
         };
         Workloads {
             ingest: small("100m", "128Mi", "512Mi"),
@@ -62,11 +64,16 @@ impl Workloads {
 
 /// One service's Deployment settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Workload {
     /// Pods; 1 unless told. Analytics and orchestrator share their partitions among them.
     pub replicas: u16,
     /// Kubernetes resource requests and limits.
     pub resources: Resources,
+    /// Secrets (in the Solution's namespace) whose keys become the pods' environment:
+    /// where `urlEnv` of a context provider and `secretRef.env` of a webhook are found.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_from_secrets: Vec<String>,
 }
 
 /// Kubernetes resource quantities by resource name (`cpu: 250m`, `memory: 256Mi`).
@@ -133,9 +140,30 @@ fn workload(
         Some(resources) => build_resources(resources, &path.field("resources"), problems),
         None => defaults.resources,
     };
+    let secrets_path = path.field("envFromSecrets");
+    let mut env_from_secrets = Vec::new();
+    let listed = raw
+        .env_from_secrets
+        .take(&secrets_path, problems)
+        .unwrap_or_default();
+    for (index, name) in listed.iter().enumerate() {
+        let at = secrets_path.index(index);
+        let Some(name) = name.non_empty_text(&at, problems) else {
+            continue;
+        };
+        if names::is_dns_subdomain(&name) {
+            env_from_secrets.push(name);
+        } else {
+            problems.report(
+                &at,
+                format!("{name:?} is not a Secret name (a DNS-1123 subdomain)"),
+            );
+        }
+    }
     Workload {
         replicas,
         resources,
+        env_from_secrets,
     }
 }
 
@@ -220,7 +248,7 @@ mod tests {
     fn defaults_and_overrides() {
         let yaml = document(&format!(
             "{DEVICES}    workloads:\n      analytics: {{replicas: 3, resources: {{requests: \
-             {{cpu: 1, memory: 1Gi}}}}}}\n"
+             {{cpu: 1, memory: 1Gi}}}}}}\n      context: {{envFromSecrets: [erp-db]}}\n"
         ));
         let workloads = Solution::from_yaml(&yaml).expect("valid").spec.workloads;
         assert_eq!(workloads.ingest, Workloads::default().ingest);
@@ -228,13 +256,14 @@ mod tests {
         assert_eq!(workloads.analytics.resources.requests["cpu"], "1");
         assert_eq!(workloads.analytics.resources.requests["memory"], "1Gi");
         assert!(workloads.analytics.resources.limits.is_empty());
+        assert_eq!(workloads.context.env_from_secrets, ["erp-db"]);
     }
 
     #[test]
     fn mistakes_name_the_field() {
         let found = spec_errors(
             "    workloads:\n      ingest: {replicas: 500, resources: {requests: {cpu: lots, \
-             gpu: 1}}}\n      planner: {}\n",
+             gpu: 1}}, envFromSecrets: [Bad_Name]}\n      planner: {}\n",
         );
         assert_eq!(
             found,
@@ -245,6 +274,8 @@ mod tests {
                  quantity (expected e.g. 250m, 1.5, 512Mi)",
                 "spec.workloads.ingest.resources.requests.gpu: unknown resource (expected one \
                  of cpu, memory, ephemeral-storage)",
+                "spec.workloads.ingest.envFromSecrets[0]: \"Bad_Name\" is not a Secret name (a \
+                 DNS-1123 subdomain)",
             ]
         );
     }

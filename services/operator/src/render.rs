@@ -77,7 +77,11 @@ pub fn render(
     settings: &Settings,
 ) -> Result<Rendered, serde_yaml::Error> {
     let config = config_text(solution)?;
-    let digest = digest(&config);
+    // The services do not read `spec.workloads`: a change of replicas or resources rolls
+    // only the Deployment it concerns, not all four.
+    let mut services_see = solution.clone();
+    services_see.spec.workloads = sinter_core::solution::Workloads::default();
+    let digest = digest(&config_text(&services_see)?);
     let name = solution.name();
     let namespace = solution.namespace();
     let config_map = ConfigMap {

@@ -387,10 +387,36 @@ async fn an_updated_spec_rolls_the_config_and_moves_the_generation() {
             assert_eq!(patch["status"]["phase"], "Ready");
         }),
     );
-    let (result, bodies) = reconcile_with(bus, updated, steps).await;
+    let (result, bodies) = reconcile_with(bus.clone(), updated.clone(), steps).await;
     result.expect("reconciled");
     let config = bodies[0]["data"]["solution.yaml"].as_str().expect("config");
     assert!(config.contains("clockSkew: 5m"), "{config}");
+    let digest = |deployment: &Value| {
+        deployment["spec"]["template"]["metadata"]["annotations"]["sinter.dev/config-digest"]
+            .clone()
+    };
+    let before: Vec<Value> = bodies[5..9].iter().map(digest).collect();
+
+    // More analytics replicas: the pods keep their configuration digest, nothing rolls.
+    let mut value = serde_json::to_value(updated).expect("json");
+    value["metadata"]["generation"] = json!(3);
+    value["spec"]["workloads"]["analytics"]["replicas"] = json!(4);
+    value["status"] = bodies.last().expect("status")["status"].clone();
+    let scaled: Solution = serde_json::from_value(value).expect("solution");
+    let mut steps = applies(true);
+    steps.retain(|step| !step.path.ends_with("deployments/pump-health-analytics"));
+    let analytics = step(
+        "PATCH",
+        format!("{APPS}/deployments/pump-health-analytics"),
+        Reply::EchoReady,
+    )
+    .checking(|body| assert_eq!(body["spec"]["replicas"], 4));
+    steps.insert(6, analytics);
+    steps.push(step("PATCH", format!("{BASE}/status"), Reply::Status));
+    let (result, bodies) = reconcile_with(bus, scaled, steps).await;
+    result.expect("reconciled");
+    let after: Vec<Value> = bodies[5..9].iter().map(digest).collect();
+    assert_eq!(before, after, "a replica change rolls nothing");
 }
 
 #[tokio::test]

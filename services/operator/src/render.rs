@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, EnvVar,
-    EnvVarSource, GRPCAction, HTTPGetAction, LocalObjectReference, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecretEnvSource, SecretKeySelector, SecretVolumeSource, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource,
+    EnvVar, EnvVarSource, GRPCAction, HTTPGetAction, LocalObjectReference, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -31,6 +32,8 @@ pub const HTTP_PORT: i32 = 8080;
 pub const DIGEST_ANNOTATION: &str = "sinter.dev/config-digest";
 /// The label naming the Solution a resource belongs to.
 pub const SOLUTION_LABEL: &str = "sinter.dev/solution";
+/// The unprivileged user the services run as; they need no file of their own to write.
+const RUN_AS_USER: i64 = 65532;
 /// Where the services find the Solution file.
 const CONFIG_DIR: &str = "/etc/sinter/solution";
 const CONFIG_KEY: &str = "solution.yaml";
@@ -268,6 +271,15 @@ fn deployment(
             ..ResourceRequirements::default()
         }),
         volume_mounts: Some(mounts),
+        // What the "restricted" Pod Security Standard asks of a container.
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
         ..Container::default()
     };
     let match_labels = selector(&metadata);
@@ -291,6 +303,15 @@ fn deployment(
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS_USER),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_owned(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
                     image_pull_secrets: (!settings.image_pull_secrets.is_empty()).then(|| {
                         settings
                             .image_pull_secrets

@@ -109,6 +109,19 @@ fn applies(ready: bool) -> Vec<Step> {
                 let annotations = &body["spec"]["template"]["metadata"]["annotations"];
                 assert!(annotations["sinter.dev/config-digest"].is_string());
                 let pod = &body["spec"]["template"]["spec"];
+                assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+                assert_eq!(
+                    pod["securityContext"]["seccompProfile"]["type"],
+                    "RuntimeDefault"
+                );
+                assert_eq!(
+                    container["securityContext"]["allowPrivilegeEscalation"],
+                    false
+                );
+                assert_eq!(
+                    container["securityContext"]["capabilities"]["drop"][0],
+                    "ALL"
+                );
                 assert_eq!(pod["imagePullSecrets"][0]["name"], "registry");
                 assert_eq!(container["imagePullPolicy"], "IfNotPresent");
                 if service == "context" {

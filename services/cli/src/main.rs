@@ -1,6 +1,27 @@
 //! `sinter`: the command line of Sinter, one `sinter <noun> <verb>` per task.
 #![forbid(unsafe_code)]
 
+/// `print!`, except that a closed standard output (`sinter recs list | head -1`) ends the
+/// process quietly, as it would a C program, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = write!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(error);
+        }
+    }};
+}
+
+/// `println!` with [`out!`]'s handling of a closed standard output.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(error);
+        }
+    }};
+}
+
 mod commands;
 mod demo;
 mod dev;
@@ -69,6 +90,16 @@ pub(crate) mod exit {
     }
 }
 
+/// Standard output failed: a reader that went away ends the process with success, any other
+/// failure with an error.
+fn stdout_failed(error: std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("sinter: cannot write to standard output: {error}");
+    std::process::exit(1);
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.noun {
@@ -86,6 +117,15 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
+            // A bare I/O error is the command's own output failing (network errors come
+            // with context or as a status).
+            let closed_stdout = error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+            if closed_stdout {
+                // The reader of standard output went away: nothing is wrong.
+                return ExitCode::SUCCESS;
+            }
             match error.downcast_ref::<tonic::Status>() {
                 // A refusal from the service: its code and message are the whole story.
                 Some(status) => eprintln!("sinter: {:?}: {}", status.code(), status.message()),

@@ -141,3 +141,21 @@ fn nab_scores_the_shared_files_as_json() {
         );
     }
 }
+
+#[test]
+fn a_closed_standard_output_ends_the_command_quietly() {
+    // Standard output is a pipe nobody reads (`sinter ... | head` once head has exited).
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_sinter"))
+        .args(["solution", "validate", "examples/pump-health.yaml"])
+        .current_dir(workspace())
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("the sinter binary runs");
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+}

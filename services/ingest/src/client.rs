@@ -58,12 +58,15 @@ impl fmt::Display for PublishSummary {
             .refused
             .len()
             .saturating_sub(self.sent.saturating_sub(self.accepted));
+        let duplicates = match self.duplicates {
+            1 => "1 duplicate".to_owned(),
+            count => format!("{count} duplicates"),
+        };
         write!(
             f,
-            "{} sent, {} accepted ({} duplicates), {} refused",
+            "{} sent, {} accepted ({duplicates}), {} refused",
             self.sent,
             self.accepted,
-            self.duplicates,
             self.refused.len()
         )?;
         if not_sent > 0 {
@@ -247,7 +250,7 @@ mod tests {
         };
         assert_eq!(
             summary.to_string(),
-            "3 sent, 2 accepted (1 duplicates), 1 refused\n\
+            "3 sent, 2 accepted (1 duplicate), 1 refused\n\
              line 3: REASON_CODE_NOT_FINITE: value: NaN\n"
         );
     }

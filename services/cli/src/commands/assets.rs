@@ -64,7 +64,7 @@ impl AssetsArgs {
                     .await
                     .with_context(|| format!("cannot import {}", file.display()))?;
                 match self.client.output {
-                    Output::Json => println!(
+                    Output::Json => outln!(
                         "{}",
                         json!({
                             "imported": report.imported,
@@ -81,12 +81,13 @@ impl AssetsArgs {
                         } else {
                             "imported"
                         };
-                        println!(
+                        outln!(
                             "{} rows {verb}, {} refused",
-                            report.imported, report.refused
+                            report.imported,
+                            report.refused
                         );
                         for row in report.rows.iter().filter(|r| !r.imported) {
-                            println!("line {}: {}", row.line, row.error);
+                            outln!("line {}: {}", row.line, row.error);
                         }
                     }
                 }
@@ -127,14 +128,18 @@ impl AssetsArgs {
                                 })
                             })
                             .collect();
-                        println!("{}", serde_json::Value::Array(list));
+                        outln!("{}", serde_json::Value::Array(list));
                     }
-                    Output::Text if assets.is_empty() => println!("No assets."),
+                    Output::Text if assets.is_empty() => outln!("No assets."),
                     Output::Text => {
                         for a in &assets {
-                            println!(
+                            outln!(
                                 "{:<12}  {:<8}  {:<9}  {:<12}  {}",
-                                a.id, a.site_id, a.criticality, a.owner_team, a.name
+                                a.id,
+                                a.site_id,
+                                a.criticality,
+                                a.owner_team,
+                                a.name
                             );
                         }
                     }

@@ -85,7 +85,7 @@ impl BenchCommand {
                 spec.readings = readings;
                 spec.batch_size = batch_size.max(1);
                 let report = sinter_ingest::bench::run(&spec).await?;
-                print!("{report}");
+                out!("{report}");
                 Ok(exit::OK)
             }
             BenchCommand::Bus {
@@ -104,7 +104,7 @@ impl BenchCommand {
                     ..EmbeddedConfig::default()
                 });
                 let embedded_report = throughput_with(&embedded, &spec).await?;
-                print!("{embedded_report}");
+                out!("{embedded_report}");
                 drop(embedded);
                 if let Some(brokers) = kafka {
                     let brokers = brokers.trim_start_matches("kafka://").to_owned();
@@ -113,8 +113,8 @@ impl BenchCommand {
                         .await
                         .context("cannot reach the Kafka brokers")?;
                     let kafka_report = throughput_with(&bus, &spec).await?;
-                    print!("{kafka_report}");
-                    println!(
+                    out!("{kafka_report}");
+                    outln!(
                         "kafka/embedded produce ratio: {:.3}",
                         kafka_report.produce.records_per_sec
                             / embedded_report.produce.records_per_sec

@@ -136,7 +136,7 @@ impl E2eArgs {
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         let load = Load::new(&self);
-        println!(
+        outln!(
             "bench e2e: {mode}; {} machines, {} warm-up readings each, then {} readings{}",
             self.devices,
             WARMUP_READINGS,
@@ -410,12 +410,12 @@ fn report(
     latencies.sort_unstable();
     let last_opened = spikes.opened.values().max().copied();
     let through = last_opened.map_or(sent_in, |at| (at - started).max(sent_in));
-    println!(
+    outln!(
         "sent: {readings} readings in {:.2} s = {:.0} readings/s accepted",
         sent_in.as_secs_f64(),
         readings as f64 / sent_in.as_secs_f64()
     );
-    println!(
+    outln!(
         "end to end: {:.0} readings/s (until the last jump's recommendation opened, {:.2} s)",
         readings as f64 / through.as_secs_f64(),
         through.as_secs_f64()
@@ -427,7 +427,7 @@ fn report(
         );
     }
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-    println!(
+    outln!(
         "reading to recommendation: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} of {} jumps)",
         at(0.5).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,
@@ -435,7 +435,7 @@ fn report(
         latencies.len(),
         spikes.sent.len()
     );
-    println!(
+    outln!(
         "recommendations opened without a jump: {}",
         spikes.unprompted
     );

@@ -33,8 +33,8 @@ impl NabArgs {
         let report = sinter_analytics::nab::evaluate(&self.data, &Default::default())
             .with_context(|| format!("cannot score the NAB files in {}", self.data.display()))?;
         match self.output {
-            Output::Text => print!("{}", report.to_text()),
-            Output::Json => println!("{}", report.to_json()),
+            Output::Text => out!("{}", report.to_text()),
+            Output::Json => outln!("{}", report.to_json()),
         }
         Ok(exit::OK)
     }

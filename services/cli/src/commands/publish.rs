@@ -50,8 +50,8 @@ impl PublishArgs {
             self.batch_size,
         ))?;
         match self.client.output {
-            Output::Json => println!("{}", summary_json(&summary)),
-            Output::Text => print!("{summary}"),
+            Output::Json => outln!("{}", summary_json(&summary)),
+            Output::Text => out!("{summary}"),
         }
         Ok(if summary.refused.is_empty() {
             exit::OK

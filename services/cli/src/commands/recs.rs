@@ -112,8 +112,8 @@ impl RecsArgs {
                 let all = list_all(&mut client, request).await?;
                 match output {
                     Output::Json => print_json(&Value::Array(all.iter().map(to_json).collect())),
-                    Output::Text if all.is_empty() => println!("No recommendations."),
-                    Output::Text => all.iter().for_each(|r| println!("{}", summary_line(r))),
+                    Output::Text if all.is_empty() => outln!("No recommendations."),
+                    Output::Text => all.iter().for_each(|r| outln!("{}", summary_line(r))),
                 }
                 return Ok(exit::OK);
             }
@@ -126,10 +126,10 @@ impl RecsArgs {
                 while let Some(change) = stream.next().await {
                     let change = change?;
                     match output {
-                        Output::Json => println!("{}", change_json(&change)),
+                        Output::Json => outln!("{}", change_json(&change)),
                         Output::Text => {
                             if let Some(text) = crate::dev::summary::describe(&change) {
-                                println!("{}  {text}", crate::dev::simulator::clock_time());
+                                outln!("{}  {text}", crate::dev::simulator::clock_time());
                             }
                         }
                     }
@@ -143,7 +143,7 @@ impl RecsArgs {
                     .into_inner();
                 match output {
                     Output::Json => print_json(&to_json(&recommendation)),
-                    Output::Text => print!("{}", details(&recommendation)),
+                    Output::Text => out!("{}", details(&recommendation)),
                 }
                 return Ok(exit::OK);
             }
@@ -194,7 +194,7 @@ impl RecsArgs {
         };
         match output {
             Output::Json => print_json(&to_json(&changed)),
-            Output::Text => println!("{}", summary_line(&changed)),
+            Output::Text => outln!("{}", summary_line(&changed)),
         }
         Ok(exit::OK)
     }
@@ -223,7 +223,7 @@ async fn list_all(
 }
 
 fn print_json(value: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );

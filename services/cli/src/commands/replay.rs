@@ -242,11 +242,11 @@ impl ReplayArgs {
                 let mut value = crate::commands::publish::summary_json(&summary);
                 value["seconds"] = json!(seconds);
                 value["shiftMicros"] = json!(shift_micros);
-                println!("{value}");
+                outln!("{value}");
             }
             Output::Text => {
-                print!("{summary}");
-                println!(
+                out!("{summary}");
+                outln!(
                     "{} readings in {seconds:.1} s ({:.0}/s)",
                     summary.sent,
                     summary.sent as f64 / seconds.max(1e-6)

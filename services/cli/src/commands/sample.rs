@@ -34,7 +34,7 @@ impl SampleCommand {
                     .with_context(|| format!("cannot write {}", csv.display()))?;
                 std::fs::write(&windows, data.windows_json(sample::NAB_KEY))
                     .with_context(|| format!("cannot write {}", windows.display()))?;
-                println!(
+                outln!(
                     "wrote {} ({} points) and {} ({} windows)",
                     csv.display(),
                     data.points.len(),

@@ -177,7 +177,7 @@ impl DevArgs {
                 shutdown.trigger();
             }
         }
-        println!(
+        outln!(
             "Stopped at {}; state kept in {}.",
             clock.now(),
             self.data_dir.display()
@@ -225,22 +225,22 @@ impl DevArgs {
 
     fn print_banner(&self, solutions: &[Solution], grpc_addr: SocketAddr) {
         let names: Vec<String> = solutions.iter().map(Solution::qualified_name).collect();
-        println!("Sinter dev: {} on the embedded bus.", names.join(", "));
-        println!("  data      {}", self.data_dir.display());
-        println!("  gRPC      http://{grpc_addr} (ingest, analytics, context, orchestrator)");
+        outln!("Sinter dev: {} on the embedded bus.", names.join(", "));
+        outln!("  data      {}", self.data_dir.display());
+        outln!("  gRPC      http://{grpc_addr} (ingest, analytics, context, orchestrator)");
         if let Some(http) = self.http_addr.0 {
-            println!(
+            outln!(
                 "  HTTP      http://{http}/v1/solutions/{}/readings",
                 names[0]
             );
         }
         if let Some(addr) = self.telemetry.metrics_socket() {
-            println!("  metrics   http://{addr}/metrics");
+            outln!("  metrics   http://{addr}/metrics");
         }
         if self.no_simulator {
-            println!("  simulator off");
+            outln!("  simulator off");
         } else {
-            println!(
+            outln!(
                 "  simulator {} pumps, every metric every {}; first fault in {}",
                 self.pumps,
                 humantime::format_duration(self.interval),
@@ -252,7 +252,7 @@ impl DevArgs {
         } else {
             format!(" --endpoint http://{grpc_addr}")
         };
-        println!(
+        outln!(
             "In another terminal: `sinter recs list{endpoint}`, `sinter recs watch{endpoint}`. \
              Ctrl-C stops."
         );

@@ -80,7 +80,7 @@ fn announce_faults(fleet: &Fleet, faulty: &mut Vec<String>) {
         .collect();
     for (device, kind) in &now {
         if !faulty.contains(device) {
-            println!(
+            outln!(
                 "{}  simulator: {device} develops a fault: {kind}",
                 clock_time()
             );

@@ -165,12 +165,13 @@ async fn seed_registry(
         .await
         .context("cannot import the demo registry")?,
     };
-    println!(
+    outln!(
         "Registry seeded: {} rows imported, {} refused.",
-        report.imported, report.refused
+        report.imported,
+        report.refused
     );
     for row in report.rows.iter().filter(|row| !row.error.is_empty()) {
-        println!("  line {}: {}", row.line, row.error);
+        outln!("  line {}: {}", row.line, row.error);
     }
     Ok(())
 }

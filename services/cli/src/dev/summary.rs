@@ -95,7 +95,7 @@ impl Summary {
             let counts = Counts::from_families(&self.registry.gather());
             let elapsed = last.0.elapsed().as_secs_f64().max(1e-3);
             let rate = (counts.accepted - last.1.accepted) / elapsed;
-            println!("{}  {}", clock_time(), line(&counts, rate));
+            outln!("{}  {}", clock_time(), line(&counts, rate));
             last = (Instant::now(), counts);
         }
     }
@@ -131,11 +131,11 @@ pub(crate) async fn watch_recommendations(
         match change {
             Ok(change) => {
                 if let Some(text) = describe(&change) {
-                    println!("{}  {text}", clock_time());
+                    outln!("{}  {text}", clock_time());
                 }
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                println!(
+                outln!(
                     "{}  ({missed} recommendation changes not shown)",
                     clock_time()
                 );

@@ -57,6 +57,20 @@ async fn await_lag(
     }
 }
 
+/// Waits, receiving meanwhile, until the lag of `topic`'s partitions is `lags`; returns
+/// the records received while waiting.
+async fn await_exact_lag(
+    consumer: &mut dyn Consumer,
+    group: &str,
+    topic: &str,
+    lags: &[u64],
+    what: &str,
+    patience: Duration,
+) -> Result<Vec<Delivered>> {
+    let expected = lag_of(topic, lags);
+    await_lag(Some(consumer), group, what, |r| *r == expected, patience).await
+}
+
 /// The lag of `topic`'s partitions, `lags[p]` for partition `p`.
 fn lag_of(topic: &str, lags: &[u64]) -> BTreeMap<TopicPartition, u64> {
     (0..)
@@ -106,13 +120,12 @@ pub async fn lag_counts_unacknowledged_records(harness: &impl Harness) -> Result
     for delivered in &first[..2] {
         consumer.ack(delivered)?;
     }
-    let expected = lag_of(&topic, &[4, 4]);
-    let what = "4 and 4 after acknowledging two records";
-    await_lag(
-        Some(&mut *consumer),
+    await_exact_lag(
+        &mut *consumer,
         &group,
-        what,
-        |r| *r == expected,
+        &topic,
+        &[4, 4],
+        "4 and 4 after acknowledging two records",
         patience,
     )
     .await?;
@@ -121,26 +134,24 @@ pub async fn lag_counts_unacknowledged_records(harness: &impl Harness) -> Result
         consumer.ack(delivered)?;
     }
     consumer.commit().await?;
-    let expected = lag_of(&topic, &[4, 0]);
-    let what = "4 and 0 after acknowledging and committing a partition";
-    await_lag(
-        Some(&mut *consumer),
+    await_exact_lag(
+        &mut *consumer,
         &group,
-        what,
-        |r| *r == expected,
+        &topic,
+        &[4, 0],
+        "4 and 0 after acknowledging and committing a partition",
         patience,
     )
     .await?;
 
     let more = (0..3).map(|n| Record::new(keys[1].clone(), format!("more-{n}")));
     send_all(&*bus, &topic, more).await?;
-    let expected = lag_of(&topic, &[4, 3]);
-    let what = "4 and 3 after three more records";
-    let mut late = await_lag(
-        Some(&mut *consumer),
+    let mut late = await_exact_lag(
+        &mut *consumer,
         &group,
-        what,
-        |r| *r == expected,
+        &topic,
+        &[4, 3],
+        "4 and 3 after three more records",
         patience,
     )
     .await?;
@@ -154,13 +165,12 @@ pub async fn lag_counts_unacknowledged_records(harness: &impl Harness) -> Result
     for delivered in first[2..].iter().chain(&late) {
         consumer.ack(delivered)?;
     }
-    let expected = lag_of(&topic, &[0, 0]);
-    let what = "0 once everything is acknowledged";
-    await_lag(
-        Some(&mut *consumer),
+    await_exact_lag(
+        &mut *consumer,
         &group,
-        what,
-        |r| *r == expected,
+        &topic,
+        &[0, 0],
+        "0 once everything is acknowledged",
         patience,
     )
     .await?;

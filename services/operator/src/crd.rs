@@ -2,7 +2,7 @@
 //! columns, CEL rules and status.
 //!
 //! The schema checks shape and the rules that belong in the API server (names, enums,
-//! ranges, partitions that never shrink). The full check, with references between parts,
+//! ranges, partitions fixed once set). The full check, with references between parts,
 //! is [`sinter_core::Solution::from_yaml`], which the operator runs on every reconcile and
 //! whose errors it writes into the status; the schema keeps the detailed parts of analytics,
 //! context and recommendations open for it.

@@ -147,14 +147,18 @@ fn values_json() -> serde_json::Value {
     serde_yaml::from_str(&read(&chart().join("values.yaml"))).expect("values.yaml as JSON")
 }
 
-/// The schema's complaints about `instance`, as `path: message` lines.
-fn schema_errors(instance: &serde_json::Value) -> Vec<String> {
-    let schema = schema();
-    let validator = jsonschema::draft7::new(&schema).expect("the schema compiles");
+/// `validator`'s complaints about `instance`, as `path: message` lines.
+fn complaints(validator: &jsonschema::Validator, instance: &serde_json::Value) -> Vec<String> {
     validator
         .iter_errors(instance)
         .map(|e| format!("{}: {e}", e.instance_path()))
         .collect()
+}
+
+/// The values schema's complaints about `instance`.
+fn schema_errors(instance: &serde_json::Value) -> Vec<String> {
+    let validator = jsonschema::draft7::new(&schema()).expect("the schema compiles");
+    complaints(&validator, instance)
 }
 
 #[test]
@@ -1035,12 +1039,8 @@ fn example_solution() -> serde_json::Value {
 }
 
 fn crd_errors(instance: &serde_json::Value) -> Vec<String> {
-    let schema = crd_schema();
-    let validator = jsonschema::draft4::new(&schema).expect("the CRD schema compiles");
-    validator
-        .iter_errors(instance)
-        .map(|error| format!("{}: {error}", error.instance_path()))
-        .collect()
+    let validator = jsonschema::draft4::new(&crd_schema()).expect("the CRD schema compiles");
+    complaints(&validator, instance)
 }
 
 #[test]

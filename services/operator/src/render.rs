@@ -111,7 +111,7 @@ pub fn render(
             &digest,
             settings,
         ));
-        services.push(service_for(metadata, service, &labels));
+        services.push(service_for(metadata, service));
     }
     Ok(Rendered {
         config_map,
@@ -220,10 +220,10 @@ fn deployment(
         });
         mounts.push(mount("tokens", "/etc/sinter/tokens"));
     }
-    let mut ports = vec![port("grpc", GRPC_PORT), port("metrics", METRICS_PORT)];
-    if service == "ingest" {
-        ports.push(port("http", HTTP_PORT));
-    }
+    let ports = named_ports(service)
+        .into_iter()
+        .map(|(name, number)| port(name, number))
+        .collect();
     let container = Container {
         name: service.to_owned(),
         image: Some(settings.image.clone()),
@@ -362,19 +362,12 @@ fn environment(service: &str, settings: &Settings) -> Vec<EnvVar> {
     env
 }
 
-fn service_for(metadata: ObjectMeta, service: &str, labels: &BTreeMap<String, String>) -> Service {
-    let mut ports = vec![
-        service_port("grpc", GRPC_PORT),
-        service_port("metrics", METRICS_PORT),
-    ];
-    if service == "ingest" {
-        ports.push(service_port("http", HTTP_PORT));
-    }
-    let selector: BTreeMap<String, String> = labels
-        .iter()
-        .filter(|(key, _)| *key == SOLUTION_LABEL || *key == "app.kubernetes.io/name")
-        .map(|(key, value)| (key.clone(), value.clone()))
+fn service_for(metadata: ObjectMeta, service: &str) -> Service {
+    let ports = named_ports(service)
+        .into_iter()
+        .map(|(name, number)| service_port(name, number))
         .collect();
+    let selector = selector(&metadata);
     Service {
         metadata,
         spec: Some(ServiceSpec {
@@ -384,6 +377,15 @@ fn service_for(metadata: ObjectMeta, service: &str, labels: &BTreeMap<String, St
         }),
         ..Service::default()
     }
+}
+
+/// The ports a service listens on, by name: gRPC and metrics, and HTTP readings for ingest.
+fn named_ports(service: &str) -> Vec<(&'static str, i32)> {
+    let mut ports = vec![("grpc", GRPC_PORT), ("metrics", METRICS_PORT)];
+    if service == "ingest" {
+        ports.push(("http", HTTP_PORT));
+    }
+    ports
 }
 
 fn plain(name: &str, value: &str) -> EnvVar {

@@ -88,11 +88,23 @@ fn applies(ready: bool) -> Vec<Step> {
         }),
     ];
     for service in SERVICES {
-        steps.push(step(
-            "PATCH",
-            format!("{CORE}/services/pump-health-{service}"),
-            Reply::Echo,
-        ));
+        steps.push(
+            step(
+                "PATCH",
+                format!("{CORE}/services/pump-health-{service}"),
+                Reply::Echo,
+            )
+            .checking(move |body| {
+                let selector = &body["spec"]["selector"];
+                assert_eq!(selector["sinter.dev/solution"], "pump-health");
+                assert_eq!(
+                    selector["app.kubernetes.io/name"],
+                    format!("sinter-{service}")
+                );
+                let ports = body["spec"]["ports"].as_array().expect("ports").len();
+                assert_eq!(ports, if service == "ingest" { 3 } else { 2 }, "{body}");
+            }),
+        );
     }
     for service in SERVICES {
         let reply = if ready { Reply::EchoReady } else { Reply::Echo };

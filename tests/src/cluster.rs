@@ -24,6 +24,8 @@ pub struct Cluster {
     brokers: String,
     databases: Vec<(&'static str, TestDatabase)>,
     ports: Vec<(&'static str, u16)>,
+    /// `--kafka-property` values every service is started with.
+    kafka_properties: Vec<String>,
     children: Vec<(&'static str, Option<ChildProcess>)>,
 }
 
@@ -32,6 +34,12 @@ impl Cluster {
     /// then this test's alone), provision its topics, create the databases, start the four
     /// services and wait until each serves.
     pub async fn start(solution_yaml: &str) -> Cluster {
+        Cluster::start_with(solution_yaml, &[]).await
+    }
+
+    /// As [`Cluster::start`], each service given the librdkafka `kafka_properties`
+    /// (`KEY=VALUE`).
+    pub async fn start_with(solution_yaml: &str, kafka_properties: &[&str]) -> Cluster {
         let brokers = require_kafka();
         let namespace = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let yaml = replace_namespace(solution_yaml, &namespace);
@@ -52,6 +60,7 @@ impl Cluster {
             brokers,
             databases,
             ports,
+            kafka_properties: kafka_properties.iter().map(|p| (*p).to_owned()).collect(),
             children: SERVICES.iter().map(|s| (*s, None)).collect(),
         };
         for service in SERVICES {
@@ -97,6 +106,9 @@ impl Cluster {
             "--metrics-addr".into(),
             "off".into(),
         ];
+        for property in &self.kafka_properties {
+            args.extend(["--kafka-property".into(), property.clone()]);
+        }
         match service {
             "ingest" => args.extend(["--http-addr".into(), "off".into(), "--no-mqtt".into()]),
             _ => args.extend([

@@ -19,6 +19,10 @@ use sinter_tests::cluster::{Cluster, SERVICES};
 use sinter_tests::replay::{Log, original_time, sinter_json, wait_for_recommendations};
 use sinter_tests::services::kafka_brokers;
 
+/// The consumer group session of the services: a killed member is out of its group after
+/// this long.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
 /// Webhook calls received, by `Idempotency-Key`.
 type Calls = Arc<Mutex<BTreeMap<String, u32>>>;
 
@@ -87,7 +91,26 @@ async fn count_records(topic: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_services_lose_no_reading_and_duplicate_no_recommendation_or_call() {
     let (url, calls) = webhook_receiver().await;
-    let mut cluster = Cluster::start(&solution_with_webhook(&url)).await;
+    // Limitation: two defects of the stand-in broker (tansu, in-memory storage) are kept
+    // out of this test's way, so that it checks Sinter and not them:
+    // - a fetch from an offset inside a produced batch returns only the batches after it,
+    //   so a member resuming from such a committed offset would never see the rest of the
+    //   batch. Each record is made its own batch, so every committed offset starts one.
+    //   (Kafka returns the whole batch and the client skips what it has had.)
+    // - a member that joins while the group still lists a killed one sometimes gets no
+    //   partitions once the dead one expires, and no later rebalance. Consumers are
+    //   restarted only after their dead predecessor's session has expired.
+    // The cost: a restart in the middle of a large batch, and a replacement that joins
+    // while its predecessor still counts as alive, are not exercised here.
+    let mut cluster = Cluster::start_with(
+        &solution_with_webhook(&url),
+        &[
+            "batch.num.messages=1",
+            &format!("session.timeout.ms={}", SESSION_TIMEOUT.as_millis()),
+            "heartbeat.interval.ms=500",
+        ],
+    )
+    .await;
     cluster.import_demo_registry();
 
     let log = Log::machine_temperature();
@@ -122,6 +145,9 @@ async fn killed_services_lose_no_reading_and_duplicate_no_recommendation_or_call
         // The downstream services are still working on this part when one of them dies.
         if let Some(service) = SERVICES.get(part) {
             cluster.kill(service);
+            if *service != "ingest" {
+                tokio::time::sleep(SESSION_TIMEOUT + Duration::from_secs(2)).await;
+            }
             cluster.spawn(service);
             cluster.wait_serving(service).await;
         }

@@ -13,7 +13,7 @@ use sinter_core::{SharedClock, Timestamp};
 use sinter_proto::events::v1 as pb;
 use sinter_runtime::{BoxError, Service, ServiceContext, Shutdown};
 use tokio::sync::broadcast;
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::convert;
 use crate::engine::{Output, PartitionState, Rules, Sample};
@@ -221,7 +221,7 @@ impl Analytics {
             return Ok(());
         };
         let run = &self.shared.solutions[index];
-        self.ensure_loaded(run, delivered.partition).await?;
+        self.ensure_loaded(run, delivered).await?;
         let now = self.clock.now();
         let decoded = match convert::decode_reading(&delivered.payload) {
             Ok(decoded) => decoded,
@@ -337,7 +337,12 @@ impl Analytics {
     }
 
     /// Load a partition's checkpoint the first time one of its records is seen.
-    async fn ensure_loaded(&self, run: &SolutionRun, partition: i32) -> Result<(), AnalyticsError> {
+    async fn ensure_loaded(
+        &self,
+        run: &SolutionRun,
+        delivered: &Delivered,
+    ) -> Result<(), AnalyticsError> {
+        let partition = delivered.partition;
         if run.slots().contains_key(&partition) {
             return Ok(());
         }
@@ -351,8 +356,18 @@ impl Analytics {
                     topic = %run.telemetry,
                     partition,
                     next_offset = checkpoint.next_offset,
+                    first_offset = delivered.offset,
                     "Partition state restored."
                 );
+                if delivered.offset > checkpoint.next_offset {
+                    warn!(
+                        topic = %run.telemetry,
+                        partition,
+                        next_offset = checkpoint.next_offset,
+                        first_offset = delivered.offset,
+                        "Records between the checkpoint and the first delivered one are missing."
+                    );
+                }
                 Slot {
                     state: checkpoint.state,
                     next_offset: checkpoint.next_offset,
@@ -398,6 +413,9 @@ impl Analytics {
                     })
                     .collect();
                 self.store.save(&self.config.group, &entries).await?;
+                for (partition, next_offset, _) in &snapshot {
+                    debug!(topic = %run.telemetry, partition, next_offset, "Checkpoint saved.");
+                }
             }
             for (topic, partition) in drop {
                 if *topic == run.telemetry {
@@ -410,6 +428,12 @@ impl Analytics {
             handled.forget(topic, *partition);
         }
         for delivered in handled.drain() {
+            debug!(
+                topic = %delivered.topic,
+                partition = delivered.partition,
+                next_offset = delivered.offset + 1,
+                "Offset acknowledged."
+            );
             consumer.ack(&delivered)?;
         }
         consumer.commit().await?;

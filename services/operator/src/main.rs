@@ -123,7 +123,7 @@ async fn run(
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes API to talk to (in-cluster config or kubeconfig)")?;
-    let bus = sinter_runtime::connect_bus(&args.bus, "sinter-operator").await?;
+    let bus = sinter_runtime::connect_bus(&args.bus, &[], "sinter-operator").await?;
     let log_format = match telemetry_args.log_format {
         sinter_telemetry::LogFormat::Json => "json",
         sinter_telemetry::LogFormat::Text => "text",
@@ -172,7 +172,7 @@ async fn run(
 
 async fn provision_topics(paths: &[PathBuf], bus: &BusUrl) -> anyhow::Result<()> {
     let loaded = sinter_runtime::load_solutions(paths);
-    let bus = sinter_runtime::connect_bus(bus, "sinter-operator").await?;
+    let bus = sinter_runtime::connect_bus(bus, &[], "sinter-operator").await?;
     let mut failed = loaded.refused.len();
     for solution in &loaded.solutions {
         if let Err(err) = sinter_operator::topics::provision(bus.as_ref(), solution).await {

@@ -13,7 +13,7 @@ use sinter_operator::topics;
 async fn broker() -> Arc<dyn Bus> {
     let url = std::env::var("SINTER_TEST_BUS").unwrap_or_else(|_| "kafka://127.0.0.1:9092".into());
     let url: sinter_runtime::BusUrl = url.parse().expect("a bus URL");
-    sinter_runtime::connect_bus(&url, "sinter-operator-test")
+    sinter_runtime::connect_bus(&url, &[], "sinter-operator-test")
         .await
         .expect("the Kafka broker on 127.0.0.1:9092 answers (scripts/broker.sh start)")
 }

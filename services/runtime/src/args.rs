@@ -70,15 +70,53 @@ pub struct ServiceArgs {
     /// The bus: kafka://host:port[,host:port].
     #[arg(long, env = "SINTER_BUS", default_value = "kafka://127.0.0.1:9092")]
     pub bus: BusUrl,
+    /// A further librdkafka property for every Kafka client, as KEY=VALUE
+    /// (`security.protocol=SASL_SSL`, `batch.num.messages=100`); repeat the flag, or
+    /// separate with commas in the variable. It overrides Sinter's own choice, except for
+    /// the properties acknowledgements and offsets rest on, which are refused.
+    #[arg(
+        long = "kafka-property",
+        env = "SINTER_KAFKA_PROPERTIES",
+        value_name = "KEY=VALUE",
+        value_delimiter = ',',
+        value_parser = parse_kafka_property
+    )]
+    pub kafka_properties: Vec<(String, String)>,
     #[command(flatten)]
     pub grpc: GrpcArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
 
+/// One `KEY=VALUE` of `--kafka-property`.
+fn parse_kafka_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kafka_properties_are_key_and_value() {
+        assert_eq!(
+            parse_kafka_property("batch.num.messages=1"),
+            Ok(("batch.num.messages".into(), "1".into()))
+        );
+        assert_eq!(
+            parse_kafka_property("sasl.password=a=b"),
+            Ok(("sasl.password".into(), "a=b".into()))
+        );
+        for bad in ["", "=1", "linger.ms"] {
+            let err = parse_kafka_property(bad).expect_err(bad);
+            assert!(err.contains("KEY=VALUE"), "{err}");
+        }
+    }
 
     #[test]
     fn parses_kafka_and_embedded_urls() {

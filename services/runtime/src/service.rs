@@ -249,7 +249,7 @@ async fn connect_until_up(
     spec: ServiceSpec,
     args: &ServiceArgs,
 ) -> Result<Arc<dyn Bus>, RuntimeError> {
-    let attempt = || connect_bus(&args.bus, spec.name);
+    let attempt = || connect_bus(&args.bus, &args.kafka_properties, spec.name);
     attempt
         .retry(forever_backoff())
         .when(|err| matches!(err, RuntimeError::Bus(_)))

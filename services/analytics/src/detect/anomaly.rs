@@ -225,4 +225,48 @@ mod tests {
             );
         }
     }
+
+    /// The scores of `values` with the state sent through JSON before reading `restart`,
+    /// as a checkpoint and a restart do.
+    fn changes_restarted_at(values: &[f64], restart: Option<usize>) -> Vec<(usize, bool)> {
+        let rule = rule(AnomalyMethod::Ewma);
+        let tuning = AnomalyTuning::default();
+        let mut state = AnomalyState::default();
+        let mut changes = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            if restart == Some(i) {
+                let text = serde_json::to_string(&state).expect("encode");
+                state = serde_json::from_str(&text).expect("decode");
+            }
+            match state.on_reading(&rule, &tuning, *value) {
+                Some(Change::Raise { .. }) => changes.push((i, true)),
+                Some(Change::Clear { .. }) => changes.push((i, false)),
+                None => {}
+            }
+        }
+        changes
+    }
+
+    #[test]
+    fn a_restart_from_a_checkpoint_scores_exactly_as_no_restart() {
+        let csv = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/data/machine_temperature_sample.csv"
+        );
+        let values: Vec<f64> = std::fs::read_to_string(csv)
+            .expect("the sample log")
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(',')?.1.trim().parse().ok())
+            .collect();
+        let straight = changes_restarted_at(&values, None);
+        assert!(!straight.is_empty(), "the sample has incidents");
+        for restart in (0..values.len()).step_by(7) {
+            assert_eq!(
+                changes_restarted_at(&values, Some(restart)),
+                straight,
+                "restarted before reading {restart}"
+            );
+        }
+    }
 }

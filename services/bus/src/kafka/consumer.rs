@@ -71,10 +71,8 @@ impl KafkaConsumer {
         if given_interval.is_none() {
             client_config.set(STATISTICS_INTERVAL_PROPERTY, millis(STATISTICS_INTERVAL));
         }
-        let stream: GroupStream = client_config
-            .set("group.id", group)
+        client_config
             .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
             .set(
                 "auto.commit.interval.ms",
                 millis(config.auto_commit_interval),
@@ -84,7 +82,11 @@ impl KafkaConsumer {
             .set("heartbeat.interval.ms", millis(config.heartbeat_interval))
             .set("max.poll.interval.ms", millis(max_poll_interval))
             .set("fetch.wait.max.ms", millis(config.fetch_wait_max))
-            .set("enable.partition.eof", "false")
+            .set("enable.partition.eof", "false");
+        let stream: GroupStream = config
+            .override_with_properties(&mut client_config)
+            .set("group.id", group)
+            .set("enable.auto.offset.store", "false")
             .create_with_context(context)
             .map_err(BusError::kafka("consumer creation"))?;
         stream

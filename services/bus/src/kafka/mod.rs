@@ -33,6 +33,17 @@ use producer::KafkaProducer;
 const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(5);
 /// First pause between two attempts to reach the brokers.
 const FIRST_CONNECT_BACKOFF: Duration = Duration::from_millis(200);
+/// librdkafka properties that [`KafkaConfig::with_property`] may not change: the group a
+/// member is in, offsets stored only once a record is acknowledged, and an idempotent
+/// producer that reports delivery once every replica has the record.
+pub const PROTECTED_PROPERTIES: [&str; 6] = [
+    "group.id",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "allow.auto.create.topics",
+];
 
 /// How to reach Kafka and how its clients behave.
 ///
@@ -103,10 +114,28 @@ impl KafkaConfig {
         self
     }
 
-    /// Sets a further librdkafka property for every client.
+    /// Sets a further librdkafka property for every client. It overrides the value Sinter
+    /// would choose, except for the properties its delivery guarantees rest on
+    /// ([`PROTECTED_PROPERTIES`]), which [`KafkaBus::connect`] refuses.
     pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.push((key.into(), value.into()));
         self
+    }
+
+    /// The first given property that Sinter does not let a configuration change.
+    fn protected_property(&self) -> Option<&str> {
+        self.properties
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .find(|key| PROTECTED_PROPERTIES.contains(key))
+    }
+
+    /// Sets the given properties on `config` again, over Sinter's own choices.
+    fn override_with_properties<'a>(&self, config: &'a mut ClientConfig) -> &'a mut ClientConfig {
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
     }
 
     /// The settings every client shares.
@@ -161,6 +190,12 @@ impl KafkaBus {
     /// Creates the clients and waits until the brokers answer, retrying with backoff for up
     /// to [`KafkaConfig::connect_timeout`].
     pub async fn connect(config: KafkaConfig) -> Result<Self, BusError> {
+        if let Some(key) = config.protected_property() {
+            return Err(BusError::Config(format!(
+                "the Kafka property {key:?} cannot be set: acknowledged records and offsets \
+                 rest on Sinter's own value"
+            )));
+        }
         let config = Arc::new(config);
         let producer = Arc::new(KafkaProducer::create(&config)?);
         let admin: AdminClient<LogContext> = config
@@ -303,6 +338,27 @@ fn millis(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn properties_that_guarantees_rest_on_are_refused() {
+        for key in PROTECTED_PROPERTIES {
+            let config = KafkaConfig::new("127.0.0.1:1").with_property(key, "x");
+            match KafkaBus::connect(config).await {
+                Err(BusError::Config(message)) => assert!(message.contains(key), "{message}"),
+                Err(other) => panic!("{key}: {other}"),
+                Ok(_) => panic!("{key} was accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn given_properties_override_sinter_defaults() {
+        let config = KafkaConfig::new("kafka:9092").with_property("linger.ms", "0");
+        let mut client = ClientConfig::new();
+        client.set("linger.ms", "5");
+        config.override_with_properties(&mut client);
+        assert_eq!(client.get("linger.ms"), Some("0"));
+    }
 
     #[test]
     fn debug_output_hides_property_values() {

@@ -21,16 +21,18 @@ pub(crate) struct KafkaProducer {
 impl KafkaProducer {
     /// Creates the producer; it connects lazily.
     pub(crate) fn create(config: &KafkaConfig) -> Result<Self, BusError> {
-        let inner = config
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
+        let mut client_config = config.client_config();
+        client_config
             // Kafka's Java default for keyed records, so both buses place a key alike.
             .set("partitioner", "murmur2_random")
+            .set("linger.ms", millis(config.linger))
+            .set("message.timeout.ms", millis(config.delivery_timeout));
+        let inner = config
+            .override_with_properties(&mut client_config)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
             // Topics are created on purpose (ensure_topic, the operator), never by a typo.
             .set("allow.auto.create.topics", "false")
-            .set("linger.ms", millis(config.linger))
-            .set("message.timeout.ms", millis(config.delivery_timeout))
             .create_with_context(LogContext::new("producer"))
             .map_err(BusError::kafka("producer creation"))?;
         Ok(Self { inner })

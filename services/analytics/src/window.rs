@@ -3,10 +3,16 @@
 //! Readings are kept in panes as wide as the greatest common divisor of the window's size and
 //! step, so each reading updates one pane however many windows overlap it; a window is the
 //! merge of its panes when it closes.
+//!
+//! With a time zone, windows are laid out on the zone's wall clock rather than on UTC:
+//! a reading's time is first read as local time (its *axis* time), and the window edges
+//! are turned back into instants when they are compared with the watermark or reported.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use chrono::{DateTime, LocalResult, Offset, TimeZone};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sinter_core::Timestamp;
 use sinter_core::solution::Window;
@@ -21,7 +27,11 @@ pub struct WindowShape {
     offset: i64,
     pane: i64,
     lateness: i64,
+    /// The wall clock the windows follow; UTC when `None`.
+    zone: Option<Tz>,
 }
+
+const DAY: i64 = 86_400 * 1_000_000;
 
 fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros())
@@ -35,8 +45,8 @@ fn gcd(a: i64, b: i64) -> i64 {
 
 impl WindowShape {
     /// The shape of a Solution's window.
-    // Limitation: windows are aligned in UTC with an offset; the Solution has no time zone,
-    // so a "daily" window in local time across a daylight-saving change is an hour off.
+    // Limitation: in a zone's repeated hour (clocks set back), readings of both passes fall
+    // in the same local window; an hourly local window there holds two hours of readings.
     pub fn new(window: &Window) -> Self {
         let size = micros(window.size);
         let every = micros(window.every).min(size);
@@ -47,6 +57,44 @@ impl WindowShape {
             offset,
             pane: gcd(size, every),
             lateness: i64::try_from(window.allowed_lateness.as_micros()).unwrap_or(i64::MAX),
+            zone: window.time_zone.filter(|zone| *zone != Tz::UTC),
+        }
+    }
+
+    /// An instant (UTC microseconds) as the windows count time: the zone's wall clock
+    /// read as if it were UTC, or the instant itself without a zone.
+    pub fn to_axis(&self, t: i64) -> i64 {
+        let Some(zone) = self.zone else {
+            return t;
+        };
+        let Some(utc) = DateTime::from_timestamp_micros(t) else {
+            return t;
+        };
+        let offset = zone.offset_from_utc_datetime(&utc.naive_utc()).fix();
+        t.saturating_add(i64::from(offset.local_minus_utc()) * 1_000_000)
+    }
+
+    /// The instant at which the wall clock reads `axis`: of a time shown twice (clocks set
+    /// back), the later when `latest`, else the earlier; a time the clocks skipped is read
+    /// with the offset before the change, as the moment that far past the jump.
+    pub fn from_axis(&self, axis: i64, latest: bool) -> i64 {
+        let Some(zone) = self.zone else {
+            return axis;
+        };
+        let Some(wall) = DateTime::from_timestamp_micros(axis) else {
+            return axis;
+        };
+        match zone.from_local_datetime(&wall.naive_utc()) {
+            LocalResult::Single(at) => at.timestamp_micros(),
+            LocalResult::Ambiguous(early, late) => {
+                if latest { late } else { early }.timestamp_micros()
+            }
+            LocalResult::None => {
+                // Zones change offset months apart: a day earlier the old offset applied.
+                let day_before = DateTime::from_timestamp_micros(axis - DAY).unwrap_or(wall);
+                let before = zone.offset_from_utc_datetime(&day_before.naive_utc()).fix();
+                axis - i64::from(before.local_minus_utc()) * 1_000_000
+            }
         }
     }
 
@@ -117,10 +165,11 @@ impl WindowState {
         event_time: Timestamp,
         watermark: i64,
     ) -> Placement {
-        let t = event_time.as_micros();
+        let t = shape.to_axis(event_time.as_micros());
         let last_start = shape.last_window_containing(t);
         let closed_by = self.closed_until.unwrap_or(i64::MIN);
-        if last_start.saturating_add(shape.size) <= watermark || last_start < closed_by {
+        let last_end = shape.from_axis(last_start.saturating_add(shape.size), true);
+        if last_end <= watermark || last_start < closed_by {
             self.late += 1;
             self.late_since_close += 1;
             return Placement::Late;
@@ -156,7 +205,7 @@ impl WindowState {
                 .first_window_containing(earliest)
                 .max(self.closed_until.unwrap_or(i64::MIN));
             let end = start + shape.size;
-            if end > watermark {
+            if shape.from_axis(end, true) > watermark {
                 break;
             }
             let mut stats = RunningStats::default();
@@ -171,8 +220,8 @@ impl WindowState {
             if let Some(mut summary) = stats.summary() {
                 summary.late = std::mem::take(&mut self.late_since_close);
                 closed.push(ClosedWindow {
-                    start: Timestamp::from_micros(start),
-                    end: Timestamp::from_micros(end),
+                    start: Timestamp::from_micros(shape.from_axis(start, false)),
+                    end: Timestamp::from_micros(shape.from_axis(end, true)),
                     summary,
                 });
             }
@@ -186,7 +235,7 @@ impl WindowState {
         let start = shape
             .first_window_containing(earliest)
             .max(self.closed_until.unwrap_or(i64::MIN));
-        Some(start.saturating_add(shape.size))
+        Some(shape.from_axis(start.saturating_add(shape.size), true))
     }
 
     /// Statistics of the readings in open windows so far, for queries.
@@ -219,7 +268,123 @@ mod tests {
             every: Duration::from_secs(every),
             allowed_lateness: Duration::from_secs(lateness),
             offset: Duration::from_secs(offset),
+            time_zone: None,
         })
+    }
+
+    /// A daily window on the wall clock of `zone`.
+    fn daily_in(zone: Tz) -> WindowShape {
+        WindowShape::new(&Window {
+            size: Duration::from_secs(86_400),
+            every: Duration::from_secs(86_400),
+            allowed_lateness: Duration::ZERO,
+            offset: Duration::ZERO,
+            time_zone: Some(zone),
+        })
+    }
+
+    /// Seconds since the epoch of a UTC time given as `YYYY-MM-DDTHH:MM:SSZ`.
+    fn utc(text: &str) -> i64 {
+        DateTime::parse_from_rfc3339(text)
+            .expect("an RFC 3339 time")
+            .timestamp()
+    }
+
+    /// The windows one reading at `reading` gives, closed by a watermark far after it.
+    fn closed_around(shape: &WindowShape, reading: i64) -> Vec<(i64, i64, u64)> {
+        let mut state = WindowState::default();
+        assert_eq!(
+            state.add(shape, 1.0, at(reading), i64::MIN),
+            Placement::Open
+        );
+        state
+            .close(shape, (reading + 3 * 86_400) * S)
+            .iter()
+            .map(|w| {
+                (
+                    w.start.as_micros() / S,
+                    w.end.as_micros() / S,
+                    w.summary.count,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_zoned_daily_window_runs_from_local_midnight_to_local_midnight() {
+        let berlin = daily_in(chrono_tz::Europe::Berlin);
+        // A winter day: 00:00 CET is 23:00 UTC the day before.
+        assert_eq!(
+            closed_around(&berlin, utc("2026-01-15T12:00:00Z")),
+            [(utc("2026-01-14T23:00:00Z"), utc("2026-01-15T23:00:00Z"), 1)]
+        );
+        // 00:30 local on 15 January is still 14 January in UTC, but the 15th in Berlin.
+        assert_eq!(
+            closed_around(&berlin, utc("2026-01-14T23:30:00Z")),
+            [(utc("2026-01-14T23:00:00Z"), utc("2026-01-15T23:00:00Z"), 1)]
+        );
+        // Clocks go forward on 29 March 2026: that day has 23 hours.
+        assert_eq!(
+            closed_around(&berlin, utc("2026-03-29T12:00:00Z")),
+            [(utc("2026-03-28T23:00:00Z"), utc("2026-03-29T22:00:00Z"), 1)]
+        );
+        // Clocks go back on 25 October 2026: that day has 25 hours, and a reading in the
+        // repeated hour belongs to it.
+        let long_day = [(utc("2026-10-24T22:00:00Z"), utc("2026-10-25T23:00:00Z"), 1)];
+        assert_eq!(
+            closed_around(&berlin, utc("2026-10-25T00:30:00Z")),
+            long_day
+        );
+        assert_eq!(
+            closed_around(&berlin, utc("2026-10-25T01:30:00Z")),
+            long_day
+        );
+        // Without a zone, days are UTC days.
+        assert_eq!(
+            closed_around(&shape(86_400, 86_400, 0, 0), utc("2026-03-29T12:00:00Z")),
+            [(utc("2026-03-29T00:00:00Z"), utc("2026-03-30T00:00:00Z"), 1)]
+        );
+    }
+
+    #[test]
+    fn a_zoned_window_waits_for_the_local_end_of_its_day() {
+        let tokyo = daily_in(chrono_tz::Asia::Tokyo);
+        let mut state = WindowState::default();
+        let noon = utc("2026-06-01T03:00:00Z");
+        state.add(&tokyo, 1.0, at(noon), i64::MIN);
+        // 23:59 in Tokyo: the local day is not over.
+        assert!(
+            state
+                .close(&tokyo, utc("2026-06-01T14:59:00Z") * S)
+                .is_empty()
+        );
+        assert_eq!(
+            state.next_end(&tokyo),
+            Some(utc("2026-06-01T15:00:00Z") * S)
+        );
+        // Local midnight, nine hours before the UTC day would end.
+        let closed = state.close(&tokyo, utc("2026-06-01T15:00:00Z") * S);
+        assert_eq!(closed.len(), 1);
+        // A reading of that local day is now late.
+        assert_eq!(
+            state.add(&tokyo, 2.0, at(utc("2026-06-01T14:00:00Z")), i64::MIN),
+            Placement::Late
+        );
+    }
+
+    #[test]
+    fn a_skipped_wall_time_is_read_after_the_jump() {
+        let berlin = daily_in(chrono_tz::Europe::Berlin);
+        // 02:30 on 29 March 2026 does not exist in Berlin: read with CET it is 01:30 UTC.
+        let wall = utc("2026-03-29T02:30:00Z") * S;
+        assert_eq!(
+            berlin.from_axis(wall, false),
+            utc("2026-03-29T01:30:00Z") * S
+        );
+        assert_eq!(
+            berlin.to_axis(utc("2026-03-29T01:30:00Z") * S),
+            utc("2026-03-29T03:30:00Z") * S
+        );
     }
 
     const S: i64 = 1_000_000;

@@ -28,7 +28,7 @@ fn a_valid_solution_gets_a_one_line_summary() {
     assert_eq!(
         text(&output.stdout),
         "examples/pump-health.yaml: Solution plant-north/pump-health is valid: \
-         2 device types, 5 metrics, 3 analytics rules, 2 recommendations\n"
+         2 device types, 5 metrics, 4 analytics rules, 2 recommendations\n"
     );
     assert_eq!(text(&output.stderr), "");
 }

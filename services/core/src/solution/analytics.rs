@@ -57,6 +57,21 @@ pub struct Window {
     /// Shift of the window starts from the epoch, below `every`; 0s unless told.
     #[serde(with = "duration")]
     pub offset: Duration,
+    /// The IANA time zone whose wall clock the windows follow (a `1d` window then runs
+    /// from local midnight to local midnight, 23 or 25 hours across a daylight-saving
+    /// change); UTC unless told.
+    #[serde(serialize_with = "zone_name", skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<chrono_tz::Tz>,
+}
+
+fn zone_name<S: serde::Serializer>(
+    zone: &Option<chrono_tz::Tz>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match zone {
+        Some(zone) => serializer.serialize_str(zone.name()),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl Window {
@@ -135,6 +150,7 @@ fn build_window(raw: Node<RawWindow>, path: &Path, problems: &mut Problems) -> W
                 every: minute,
                 allowed_lateness: Duration::ZERO,
                 offset: Duration::ZERO,
+                time_zone: None,
             };
         }
     };
@@ -177,11 +193,25 @@ fn build_window(raw: Node<RawWindow>, path: &Path, problems: &mut Problems) -> W
             ),
         );
     }
+    let zone_path = path.field("timeZone");
+    let time_zone = raw.time_zone.text(&zone_path, problems).and_then(|name| {
+        match name.parse::<chrono_tz::Tz>() {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                problems.report(
+                    &zone_path,
+                    format!("{name:?} is not an IANA time zone (e.g. Europe/Berlin, UTC)"),
+                );
+                None
+            }
+        }
+    });
     Window {
         size: size.unwrap_or(every),
         every,
         allowed_lateness: allowed_lateness.unwrap_or(Duration::ZERO),
         offset: offset.unwrap_or(Duration::ZERO),
+        time_zone,
     }
 }
 
@@ -388,6 +418,15 @@ mod tests {
             .window;
         assert_eq!(window.every, Duration::from_secs(300));
         assert!(window.is_tumbling());
+        assert_eq!(window.time_zone, None);
+        let zoned = super::super::Solution::from_yaml(&document(&format!(
+            "{DEVICES}    analytics: [{{metric: temp, window: {{size: 1d, timeZone: Europe/Berlin}}, detect: [{{silence: {{after: 1h}}}}]}}]\n"
+        )))
+        .unwrap()
+        .spec
+        .analytics[0]
+        .window;
+        assert_eq!(zoned.time_zone, Some(chrono_tz::Europe::Berlin));
         let found = rule_errors("temp", "{size: 1m, every: 5m}", "[{silence: {after: 1h}}]");
         assert_eq!(
             found,
@@ -403,6 +442,17 @@ mod tests {
         assert_eq!(
             found,
             ["spec.analytics[0].window.offset: offset (1m) must be shorter than every (1m)"]
+        );
+        let found = rule_errors(
+            "temp",
+            "{size: 1d, timeZone: Europe/Atlantis}",
+            "[{silence: {after: 1h}}]",
+        );
+        assert_eq!(
+            found,
+            [
+                "spec.analytics[0].window.timeZone: \"Europe/Atlantis\" is not an IANA time zone (e.g. Europe/Berlin, UTC)"
+            ]
         );
         let found = rule_errors("temp", "{size: 1ns}", "[{silence: {after: 1h}}]");
         assert_eq!(found.len(), 1, "{found:?}");

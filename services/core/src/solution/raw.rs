@@ -144,6 +144,7 @@ pub(crate) struct RawWindow {
     pub every: Scalar,
     pub allowed_lateness: Scalar,
     pub offset: Scalar,
+    pub time_zone: Scalar,
 }
 
 #[derive(Debug, Default, Deserialize)]

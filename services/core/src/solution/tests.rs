@@ -44,7 +44,11 @@ fn the_example_is_valid() {
     assert_eq!(solution.qualified_name(), "plant-north/pump-health");
     assert_eq!(solution.spec.devices.len(), 2);
     assert_eq!(solution.spec.metric_count(), 5);
-    assert_eq!(solution.spec.analytics.len(), 3);
+    assert_eq!(solution.spec.analytics.len(), 4);
+    assert_eq!(
+        solution.spec.analytics[3].window.time_zone,
+        Some(chrono_tz::Europe::Berlin)
+    );
     assert_eq!(solution.spec.recommendations.len(), 2);
     let pump = solution.spec.device_type_for("p-17").unwrap();
     assert_eq!(pump.name, "centrifugal-pump");

@@ -47,6 +47,25 @@ impl OrchestratorApi {
         )))
     }
 
+    /// Refuse a `rule` filter that names no recommendation rule of `solution`, so that a
+    /// typo is not answered with an empty list.
+    // Limitation: recommendations of a rule since removed from the Solution can no longer
+    // be listed by that rule (they still list without the filter).
+    fn known_rule(&self, solution: &str, rule: &str) -> Result<(), Status> {
+        let Some(runtime) = self.orchestrator.solution(solution) else {
+            return Ok(());
+        };
+        let rules = &runtime.solution.spec.recommendations;
+        if rule.is_empty() || rules.iter().any(|r| r.name == rule) {
+            return Ok(());
+        }
+        let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+        Err(Status::invalid_argument(format!(
+            "rule: {rule:?} is not a recommendation rule of {solution} (rules: {})",
+            names.join(", ")
+        )))
+    }
+
     /// The tonic service, ready for a [`sinter_grpc::GrpcServer`].
     pub fn into_server(self) -> OrchestratorServiceServer<OrchestratorApi> {
         OrchestratorServiceServer::new(self)
@@ -63,6 +82,7 @@ impl OrchestratorService for OrchestratorApi {
     ) -> Result<Response<ListRecommendationsResponse>, Status> {
         let request = request.into_inner();
         self.known_solution(&request.solution)?;
+        self.known_rule(&request.solution, &request.rule)?;
         let mut states = Vec::new();
         for (index, raw) in request.states.iter().enumerate() {
             let state = sinter_proto::orchestrator::v1::RecommendationState::try_from(*raw)

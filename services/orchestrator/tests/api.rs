@@ -122,6 +122,20 @@ async fn the_api_serves_human_tasks(backend: Backend) {
             .starts_with("solution: \"nowhere/nothing\""),
         "{unknown:?}"
     );
+    let typo = api
+        .list_recommendations(ListRecommendationsRequest {
+            solution: SOLUTION.to_owned(),
+            rule: "bearing-overheet".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(typo.code(), Code::InvalidArgument);
+    assert!(
+        typo.message()
+            .starts_with("rule: \"bearing-overheet\" is not a recommendation rule"),
+        "{typo:?}"
+    );
 
     let acknowledged = api
         .acknowledge_recommendation(AcknowledgeRecommendationRequest {

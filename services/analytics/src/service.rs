@@ -359,13 +359,13 @@ impl Analytics {
                     first_offset = delivered.offset,
                     "Partition state restored."
                 );
-                if delivered.offset > checkpoint.next_offset {
+                let missing = delivered.offset - checkpoint.next_offset;
+                if missing > 0 {
+                    // The bus resumes at or before the checkpoint; past it, a broker or
+                    // retention has lost records that the restored state never saw.
                     warn!(
-                        topic = %run.telemetry,
                         partition,
-                        next_offset = checkpoint.next_offset,
-                        first_offset = delivered.offset,
-                        "Records between the checkpoint and the first delivered one are missing."
+                        missing, "Records after the partition's checkpoint were never delivered."
                     );
                 }
                 Slot {

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod id;
 pub mod solution;
 pub mod topic;
+pub mod zone;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use solution::{Solution, ValidationError, ValidationErrors};

@@ -249,16 +249,11 @@ mod tests {
 
     #[test]
     fn a_restart_from_a_checkpoint_scores_exactly_as_no_restart() {
-        let csv = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../examples/data/machine_temperature_sample.csv"
-        );
-        let values: Vec<f64> = std::fs::read_to_string(csv)
-            .expect("the sample log")
-            .lines()
-            .skip(1)
-            .filter_map(|line| line.split_once(',')?.1.trim().parse().ok())
-            .collect();
+        let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/data/machine_temperature_sample.csv");
+        let values = crate::nab::Table::read(&sample)
+            .and_then(|table| table.parsed("value", |cell| cell.parse::<f64>().ok()))
+            .expect("the sample log");
         let straight = changes_restarted_at(&values, None);
         assert!(!straight.is_empty(), "the sample has incidents");
         for restart in (0..values.len()).step_by(7) {

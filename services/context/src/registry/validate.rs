@@ -56,15 +56,12 @@ pub fn criticality(field: &str, value: &str) -> Result<&'static str, RegistryErr
 /// A site's timezone: empty (not given) or an IANA time zone name such as
 /// `Europe/Berlin` or `UTC`, spelled as the tz database spells it.
 pub fn timezone(field: &str, value: &str) -> Result<(), RegistryError> {
-    // Limitation: the names are chrono-tz's copy of the tz database; a zone newer than
-    // that copy is refused until the crate is updated.
-    if value.is_empty() || value.parse::<chrono_tz::Tz>().is_ok() {
+    if value.is_empty() {
         return Ok(());
     }
-    Err(RegistryError::invalid(
-        field,
-        format!("{value:?} is not an IANA time zone name (like Europe/Berlin or UTC)"),
-    ))
+    sinter_core::zone::parse(value)
+        .map(drop)
+        .map_err(|reason| RegistryError::invalid(field, reason))
 }
 
 /// Attributes: a JSON object (empty text means `{}`), returned in compact form.

@@ -194,18 +194,16 @@ fn build_window(raw: Node<RawWindow>, path: &Path, problems: &mut Problems) -> W
         );
     }
     let zone_path = path.field("timeZone");
-    let time_zone = raw.time_zone.text(&zone_path, problems).and_then(|name| {
-        match name.parse::<chrono_tz::Tz>() {
-            Ok(zone) => Some(zone),
-            Err(_) => {
-                problems.report(
-                    &zone_path,
-                    format!("{name:?} is not an IANA time zone (e.g. Europe/Berlin, UTC)"),
-                );
-                None
-            }
-        }
-    });
+    let time_zone =
+        raw.time_zone
+            .text(&zone_path, problems)
+            .and_then(|name| match crate::zone::parse(&name) {
+                Ok(zone) => Some(zone),
+                Err(reason) => {
+                    problems.report(&zone_path, reason);
+                    None
+                }
+            });
     Window {
         size: size.unwrap_or(every),
         every,
@@ -451,7 +449,7 @@ mod tests {
         assert_eq!(
             found,
             [
-                "spec.analytics[0].window.timeZone: \"Europe/Atlantis\" is not an IANA time zone (e.g. Europe/Berlin, UTC)"
+                "spec.analytics[0].window.timeZone: \"Europe/Atlantis\" is not an IANA time zone name (like Europe/Berlin or UTC)"
             ]
         );
         let found = rule_errors("temp", "{size: 1ns}", "[{silence: {after: 1h}}]");

@@ -130,7 +130,8 @@ impl KafkaConfig {
             .find(|key| PROTECTED_PROPERTIES.contains(key))
     }
 
-    /// Sets the given properties on `config` again, over Sinter's own choices.
+    /// Sets the given properties on `config`, over Sinter's own choices; each client
+    /// applies them after its own settings and before the protected ones.
     fn override_with_properties<'a>(&self, config: &'a mut ClientConfig) -> &'a mut ClientConfig {
         for (key, value) in &self.properties {
             config.set(key, value);
@@ -138,7 +139,7 @@ impl KafkaConfig {
         config
     }
 
-    /// The settings every client shares.
+    /// The settings every client shares, before the given properties.
     fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
@@ -146,9 +147,6 @@ impl KafkaConfig {
             .set("client.id", &self.client_id)
             .set("socket.timeout.ms", millis(self.request_timeout))
             .set("log.connection.close", "false");
-        for (key, value) in &self.properties {
-            config.set(key, value);
-        }
         config
     }
 }
@@ -199,7 +197,7 @@ impl KafkaBus {
         let config = Arc::new(config);
         let producer = Arc::new(KafkaProducer::create(&config)?);
         let admin: AdminClient<LogContext> = config
-            .client_config()
+            .override_with_properties(&mut config.client_config())
             .create_with_context(LogContext::new("admin"))
             .map_err(BusError::kafka("admin client creation"))?;
         let bus = Self {

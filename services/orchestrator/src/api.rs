@@ -47,10 +47,9 @@ impl OrchestratorApi {
         )))
     }
 
-    /// Refuse a `rule` filter that names no recommendation rule of `solution`, so that a
-    /// typo is not answered with an empty list.
-    // Limitation: recommendations of a rule since removed from the Solution can no longer
-    // be listed by that rule (they still list without the filter).
+    /// Refuse a `rule` filter that found nothing and names no recommendation rule of
+    /// `solution`, so that a typo is not answered with an empty list. A rule since renamed
+    /// or removed still lists the recommendations stored under it.
     fn known_rule(&self, solution: &str, rule: &str) -> Result<(), Status> {
         let Some(runtime) = self.orchestrator.solution(solution) else {
             return Ok(());
@@ -82,7 +81,6 @@ impl OrchestratorService for OrchestratorApi {
     ) -> Result<Response<ListRecommendationsResponse>, Status> {
         let request = request.into_inner();
         self.known_solution(&request.solution)?;
-        self.known_rule(&request.solution, &request.rule)?;
         let mut states = Vec::new();
         for (index, raw) in request.states.iter().enumerate() {
             let state = sinter_proto::orchestrator::v1::RecommendationState::try_from(*raw)
@@ -110,6 +108,9 @@ impl OrchestratorService for OrchestratorApi {
             .list_recommendations(&query)
             .await
             .map_err(list_status)?;
+        if recommendations.is_empty() && query.page_token.is_empty() {
+            self.known_rule(&query.solution, &query.rule)?;
+        }
         Ok(Response::new(ListRecommendationsResponse {
             recommendations,
             next_page_token,

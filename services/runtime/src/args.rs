@@ -73,7 +73,8 @@ pub struct ServiceArgs {
     /// A further librdkafka property for every Kafka client, as KEY=VALUE
     /// (`security.protocol=SASL_SSL`, `batch.num.messages=100`); repeat the flag, or
     /// separate with commas in the variable. It overrides Sinter's own choice, except for
-    /// the properties acknowledgements and offsets rest on, which are refused.
+    /// the properties acknowledgements and offsets rest on, which are refused. Empty
+    /// entries are ignored.
     #[arg(
         long = "kafka-property",
         env = "SINTER_KAFKA_PROPERTIES",
@@ -81,18 +82,29 @@ pub struct ServiceArgs {
         value_delimiter = ',',
         value_parser = parse_kafka_property
     )]
-    pub kafka_properties: Vec<(String, String)>,
+    pub kafka_properties: Vec<Option<(String, String)>>,
     #[command(flatten)]
     pub grpc: GrpcArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
 
-/// One `KEY=VALUE` of `--kafka-property`.
-fn parse_kafka_property(text: &str) -> Result<(String, String), String> {
+impl ServiceArgs {
+    /// The `--kafka-property` pairs given, without the empty entries.
+    pub fn kafka_properties(&self) -> Vec<(String, String)> {
+        self.kafka_properties.iter().flatten().cloned().collect()
+    }
+}
+
+/// One `KEY=VALUE` of `--kafka-property`; `None` for an empty entry (an empty variable,
+/// a trailing comma).
+fn parse_kafka_property(text: &str) -> Result<Option<(String, String)>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_owned(), value.to_owned()))
+            Ok(Some((key.trim().to_owned(), value.to_owned())))
         }
         _ => Err(format!("{text:?} is not KEY=VALUE")),
     }
@@ -106,13 +118,14 @@ mod tests {
     fn kafka_properties_are_key_and_value() {
         assert_eq!(
             parse_kafka_property("batch.num.messages=1"),
-            Ok(("batch.num.messages".into(), "1".into()))
+            Ok(Some(("batch.num.messages".into(), "1".into())))
         );
         assert_eq!(
             parse_kafka_property("sasl.password=a=b"),
-            Ok(("sasl.password".into(), "a=b".into()))
+            Ok(Some(("sasl.password".into(), "a=b".into())))
         );
-        for bad in ["", "=1", "linger.ms"] {
+        assert_eq!(parse_kafka_property(" "), Ok(None));
+        for bad in ["=1", "linger.ms"] {
             let err = parse_kafka_property(bad).expect_err(bad);
             assert!(err.contains("KEY=VALUE"), "{err}");
         }

@@ -249,12 +249,18 @@ async fn connect_until_up(
     spec: ServiceSpec,
     args: &ServiceArgs,
 ) -> Result<Arc<dyn Bus>, RuntimeError> {
-    let attempt = || connect_bus(&args.bus, &args.kafka_properties, spec.name);
+    let properties = args.kafka_properties();
+    let attempt = || connect_bus(&args.bus, &properties, spec.name);
     attempt
         .retry(forever_backoff())
-        .when(|err| matches!(err, RuntimeError::Bus(_)))
+        // A configuration the bus refuses stays refused: only reaching it is retried.
+        .when(|err| matches!(err, RuntimeError::Bus(bus) if !matches!(bus, BusError::Config(_))))
         .notify(|err, pause| {
-            tracing::warn!(bus = %args.bus, error = %err, retry_in_ms = pause.as_millis(),
+            let cause = match err {
+                RuntimeError::Bus(bus) => bus.to_string(),
+                other => other.to_string(),
+            };
+            tracing::warn!(bus = %args.bus, error = %cause, retry_in_ms = pause.as_millis(),
                 "Bus not reachable; retrying.");
         })
         .await

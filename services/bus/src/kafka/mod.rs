@@ -34,11 +34,14 @@ const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(5);
 /// First pause between two attempts to reach the brokers.
 const FIRST_CONNECT_BACKOFF: Duration = Duration::from_millis(200);
 /// librdkafka properties that [`KafkaConfig::with_property`] may not change: the group a
-/// member is in, offsets stored only once a record is acknowledged, and an idempotent
+/// member is in, offsets stored only once a record is acknowledged and then committed
+/// in the background, and an idempotent
 /// producer that reports delivery once every replica has the record.
-pub const PROTECTED_PROPERTIES: [&str; 6] = [
+pub const PROTECTED_PROPERTIES: [&str; 8] = [
     "group.id",
     "enable.auto.offset.store",
+    "enable.auto.commit",
+    "auto.commit.enable",
     "enable.idempotence",
     "acks",
     "request.required.acks",

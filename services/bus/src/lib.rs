@@ -98,6 +98,18 @@ pub trait Producer: Send + Sync {
     /// The W3C trace context of the current `tracing` span is added to the record's headers
     /// (see [`trace`]).
     async fn send(&self, topic: &str, record: Record) -> Result<Delivery, BusError>;
+
+    /// Sends every record of `records` to `topic`, as [`Producer::send`] would each, and
+    /// resolves once every one is durably accepted or has failed: one outcome per record, in
+    /// the order given. Records of one key keep their order. One failure costs only its
+    /// record.
+    async fn send_batch(
+        &self,
+        topic: &str,
+        records: Vec<Record>,
+    ) -> Vec<Result<Delivery, BusError>> {
+        futures::future::join_all(records.into_iter().map(|record| self.send(topic, record))).await
+    }
 }
 
 /// One member of a consumer group.

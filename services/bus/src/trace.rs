@@ -39,6 +39,33 @@ pub(crate) fn inject_current_context(headers: &mut Headers) {
     TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
 }
 
+/// The current span's trace context as headers, taken once for many records.
+pub(crate) struct TraceHeaders(Option<Headers>);
+
+/// [`inject_current_context`] for a batch: the current span's trace context, read once.
+pub(crate) fn current_headers() -> TraceHeaders {
+    let context = tracing::Span::current().context();
+    if !context.span().span_context().is_valid() {
+        return TraceHeaders(None);
+    }
+    let mut headers = Headers::new();
+    TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(&mut headers));
+    TraceHeaders(Some(headers))
+}
+
+impl TraceHeaders {
+    /// Writes the trace context into `headers`, replacing any there.
+    pub(crate) fn apply(&self, headers: &mut Headers) {
+        let Some(trace) = &self.0 else {
+            return;
+        };
+        for header in trace {
+            headers.remove_all(&header.name);
+            headers.push(header.name.clone(), header.value.clone());
+        }
+    }
+}
+
 impl Delivered {
     /// The producer's trace context carried in this record's headers; an empty context when
     /// there is none.

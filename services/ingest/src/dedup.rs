@@ -5,15 +5,59 @@
 //! while the first is still on its way waits for the first's outcome instead of being
 //! published alongside it, and a copy of one that failed is free to be published.
 //!
+//! The window keeps 128 bits per id, not the id's text. Reading ids are 128 bits of SHA-256
+//! already (`rd-` and 32 hex digits, see [`sinter_core::id`]); those bits are the key, and
+//! being uniform they need no further hashing. Any other id is first digested the same way.
+//!
 //! Limitation: the window lives in this process's memory; after a restart a redelivered
 //! reading is published again (with the same id, so consumers still recognise it).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use sinter_core::Timestamp;
 use tokio::sync::watch;
+
+/// A remembered id: 128 bits of its SHA-256 digest.
+type Key = u128;
+
+/// The key of `id`: its own digest bits when it is a derived id, else a digest of it.
+fn key(id: &str) -> Key {
+    let digits = id
+        .strip_prefix("rd-")
+        .filter(|digits| digits.len() == 32)
+        .and_then(|digits| u128::from_str_radix(digits, 16).ok());
+    match digits {
+        Some(key) => key,
+        None => {
+            let derived = sinter_core::id::derive("dedup", &[id.as_bytes()]);
+            u128::from_str_radix(&derived["dedup-".len()..], 16).unwrap_or_default()
+        }
+    }
+}
+
+/// Hashes a [`Key`] by taking its low bits: keys are uniform digests already.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        // Truncation intended: the low 64 bits of a uniform digest.
+        self.0 = key as u64;
+    }
+}
 
 /// What the window knows of an id.
 enum Entry {
@@ -26,9 +70,9 @@ enum Entry {
 
 #[derive(Default)]
 struct Window {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Key, Entry, BuildHasherDefault<KeyHasher>>,
     /// Published ids, oldest first.
-    order: VecDeque<(Timestamp, String)>,
+    order: VecDeque<(Timestamp, Key)>,
     published: usize,
 }
 
@@ -82,10 +126,11 @@ impl Dedup {
         if !self.enabled() {
             return Claim::Fresh(Ticket {
                 dedup: self,
-                id: String::new(),
+                key: 0,
                 settled: true,
             });
         }
+        let key = key(id);
         let mut state = self.lock();
         let oldest_kept = now.saturating_sub(self.window);
         while let Some((at, _)) = state.order.front() {
@@ -93,10 +138,10 @@ impl Dedup {
                 break;
             }
             if let Some((at, expired)) = state.order.pop_front() {
-                forget(&mut state, &expired, at);
+                forget(&mut state, expired, at);
             }
         }
-        match state.entries.get_mut(id) {
+        match state.entries.get_mut(&key) {
             Some(Entry::Published(_)) => return Claim::Seen,
             Some(Entry::Pending(waiters)) => {
                 let sender = waiters.get_or_insert_with(|| watch::channel(None).0);
@@ -104,36 +149,38 @@ impl Dedup {
             }
             None => {}
         }
-        state.entries.insert(id.to_owned(), Entry::Pending(None));
+        state.entries.insert(key, Entry::Pending(None));
         Claim::Fresh(Ticket {
             dedup: self,
-            id: id.to_owned(),
+            key,
             settled: false,
         })
     }
 
-    /// Record the outcome of `id`'s publishing and tell the copies waiting for it.
-    fn settle(&self, id: &str, published_at: Option<Timestamp>) {
+    /// Record the outcome of the reading keyed `key` and tell the copies waiting for it.
+    fn settle(&self, key: Key, published_at: Option<Timestamp>) {
         let mut state = self.lock();
-        let waiters = match state.entries.remove(id) {
-            Some(Entry::Pending(waiters)) => waiters,
-            Some(other) => {
-                state.entries.insert(id.to_owned(), other);
-                None
-            }
-            None => None,
+        let Some(entry) = state.entries.get_mut(&key) else {
+            return;
         };
-        if let Some(at) = published_at
-            && self.enabled()
-        {
-            state.entries.insert(id.to_owned(), Entry::Published(at));
-            state.order.push_back((at, id.to_owned()));
-            state.published += 1;
-            while state.published > self.capacity {
-                let Some((at, oldest)) = state.order.pop_front() else {
-                    break;
-                };
-                forget(&mut state, &oldest, at);
+        let Entry::Pending(waiters) = entry else {
+            return;
+        };
+        let waiters = waiters.take();
+        match published_at {
+            Some(at) if self.enabled() => {
+                *entry = Entry::Published(at);
+                state.order.push_back((at, key));
+                state.published += 1;
+                while state.published > self.capacity {
+                    let Some((at, oldest)) = state.order.pop_front() else {
+                        break;
+                    };
+                    forget(&mut state, oldest, at);
+                }
+            }
+            _ => {
+                state.entries.remove(&key);
             }
         }
         drop(state);
@@ -143,10 +190,10 @@ impl Dedup {
     }
 }
 
-/// Remove `id` if it is still the entry published at `at`.
-fn forget(state: &mut Window, id: &str, at: Timestamp) {
-    if matches!(state.entries.get(id), Some(Entry::Published(when)) if *when == at) {
-        state.entries.remove(id);
+/// Forget `key` if it is still the entry published at `at`.
+fn forget(state: &mut Window, key: Key, at: Timestamp) {
+    if matches!(state.entries.get(&key), Some(Entry::Published(when)) if *when == at) {
+        state.entries.remove(&key);
         state.published -= 1;
     }
 }
@@ -164,7 +211,7 @@ pub async fn wait_for_copy(mut receiver: watch::Receiver<Option<bool>>) -> bool 
 /// counts as not published.
 pub struct Ticket<'a> {
     dedup: &'a Dedup,
-    id: String,
+    key: Key,
     settled: bool,
 }
 
@@ -172,14 +219,14 @@ impl Ticket<'_> {
     /// The reading reached the bus at ingest time `at`.
     pub fn published(mut self, at: Timestamp) {
         self.settled = true;
-        self.dedup.settle(&self.id, Some(at));
+        self.dedup.settle(self.key, Some(at));
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if !self.settled && self.dedup.enabled() {
-            self.dedup.settle(&self.id, None);
+            self.dedup.settle(self.key, None);
         }
     }
 }
@@ -253,6 +300,21 @@ mod tests {
             matches!(dedup.claim("b", now), Claim::Fresh(_)),
             "a failed id is free"
         );
+    }
+
+    #[test]
+    fn derived_ids_key_by_their_own_bits() {
+        let id = sinter_core::id::derive("rd", &[b"p-17", b"42"]);
+        let digits = u128::from_str_radix(&id[3..], 16).unwrap();
+        assert_eq!(key(&id), digits);
+        assert_ne!(key("rd-not-hex"), key("rd-not-hex!"));
+        assert_eq!(key("plain"), key("plain"));
+        let dedup = Dedup::new(Duration::from_secs(60), 10);
+        let now = Timestamp::from_secs(1);
+        assert!(publish(&dedup, &id, now));
+        assert!(!publish(&dedup, &id, now));
+        assert!(publish(&dedup, "rd-not-hex", now));
+        assert!(!publish(&dedup, "rd-not-hex", now));
     }
 
     #[test]

@@ -80,7 +80,7 @@ fn batch(
 fn status(error: BatchError) -> Status {
     match error {
         BatchError::UnknownSolution(_) => Status::not_found(error.to_string()),
-        BatchError::Busy | BatchError::Bus(_) | BatchError::CopyFailed => {
+        BatchError::Busy | BatchError::Bus(_) | BatchError::CopyFailed | BatchError::Unreported => {
             Status::unavailable(error.to_string())
         }
     }

@@ -14,11 +14,11 @@ use sinter_core::topic::{self, Stream};
 use sinter_core::{SharedClock, Solution, Timestamp};
 use sinter_proto::events::v1::{ReasonCode, Transport};
 use sinter_proto::ingest::v1::{PublishResponse, ReadingInput, ReadingResult};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::dedup::{self, Claim, Dedup};
+use crate::dedup::{self, Claim, Dedup, Ticket};
 use crate::metrics::{IngestMetrics, transport_label};
 use crate::refusal::Refusal;
 use crate::{deadletter, validate};
@@ -123,6 +123,8 @@ pub enum BatchError {
     Bus(#[source] BusError),
     #[error("an earlier copy of a reading in this batch did not reach the bus; resend the batch")]
     CopyFailed,
+    #[error("the bus gave no outcome for a reading; resend the batch")]
+    Unreported,
 }
 
 /// Settings of the pipeline that are not the Solution's.
@@ -270,17 +272,16 @@ impl Ingestor {
                 ),
             )
         });
-        let outcomes = join_all(batch.candidates.into_iter().map(|candidate| {
-            self.one(
+        let outcomes = self
+            .outcomes(
                 &served,
                 batch.transport,
                 &batch.source,
-                candidate,
+                batch.candidates,
                 batch_refusal.as_ref(),
                 now,
             )
-        }))
-        .await;
+            .await;
 
         let mut response = PublishResponse::default();
         let mut failure = None;
@@ -369,15 +370,101 @@ impl Ingestor {
         acquired.map_err(|_| BatchError::Busy)
     }
 
-    async fn one(
+    /// What becomes of each candidate: checked and claimed one by one, then every accepted
+    /// reading and every dead letter sent as one batch each, then the copies of readings
+    /// already on their way waited for.
+    async fn outcomes(
         &self,
         served: &SolutionIngest,
         transport: Transport,
         source: &str,
+        candidates: Vec<Candidate>,
+        batch_refusal: Option<&Refusal>,
+        now: Timestamp,
+    ) -> Vec<Result<Outcome, BatchError>> {
+        let mut steps = Vec::with_capacity(candidates.len());
+        let mut readings = Vec::with_capacity(candidates.len());
+        let mut letters = Vec::new();
+        for candidate in candidates {
+            let step = match self.check(served, candidate, batch_refusal, now) {
+                Err((refusal, letter)) => {
+                    let letter = deadletter::record(
+                        &refusal,
+                        &letter.original,
+                        source,
+                        &letter.device_hint,
+                        now,
+                    );
+                    letters.push(letter);
+                    Step::Refused(refusal)
+                }
+                Ok(valid) => {
+                    let reading_id = valid.id();
+                    match served.dedup.claim(&reading_id, now) {
+                        Claim::Seen => Step::Done(Outcome::Duplicate { reading_id }),
+                        Claim::InFlight(copy) => Step::Copy { copy, reading_id },
+                        Claim::Fresh(ticket) => {
+                            let device = valid.device_id.clone();
+                            let reading =
+                                valid.into_reading(reading_id.clone(), now, transport, source);
+                            readings.push(Record::new(device, reading.encode_to_vec()));
+                            Step::Publish { ticket, reading_id }
+                        }
+                    }
+                }
+            };
+            steps.push(step);
+        }
+
+        let (published, lettered) = futures::join!(
+            self.producer.send_batch(&served.telemetry_topic, readings),
+            self.producer.send_batch(&served.deadletter_topic, letters),
+        );
+        let (mut published, mut lettered) = (published.into_iter(), lettered.into_iter());
+        // Tickets are settled before any copy is waited for: a copy may wait on a reading of
+        // this very batch.
+        let settled: Vec<Step> = steps
+            .into_iter()
+            .map(|step| match step {
+                Step::Publish { ticket, reading_id } => match published.next() {
+                    Some(Ok(_)) => {
+                        ticket.published(now);
+                        Step::Done(Outcome::Accepted { reading_id })
+                    }
+                    Some(Err(error)) => Step::Failed(BatchError::Bus(error)),
+                    None => Step::Failed(BatchError::Unreported),
+                },
+                Step::Refused(refusal) => match lettered.next() {
+                    Some(Ok(_)) => Step::Done(Outcome::Refused(refusal)),
+                    Some(Err(error)) => Step::Failed(BatchError::Bus(error)),
+                    None => Step::Failed(BatchError::Unreported),
+                },
+                other => other,
+            })
+            .collect();
+        join_all(settled.into_iter().map(|step| async move {
+            match step {
+                Step::Done(outcome) => Ok(outcome),
+                Step::Failed(error) => Err(error),
+                Step::Copy { copy, reading_id } => match dedup::wait_for_copy(copy).await {
+                    true => Ok(Outcome::Duplicate { reading_id }),
+                    false => Err(BatchError::CopyFailed),
+                },
+                Step::Publish { .. } | Step::Refused(_) => Err(BatchError::Unreported),
+            }
+        }))
+        .await
+    }
+
+    /// Checks one candidate against the limits and the device model: the valid reading, or
+    /// the refusal with what its dead letter keeps.
+    fn check(
+        &self,
+        served: &SolutionIngest,
         candidate: Candidate,
         batch_refusal: Option<&Refusal>,
         now: Timestamp,
-    ) -> Result<Outcome, BatchError> {
+    ) -> Result<validate::ValidReading, (Refusal, Letter)> {
         let size = candidate.size();
         let Candidate { input, original } = candidate;
         let limits = &served.solution.spec.ingest;
@@ -393,46 +480,51 @@ impl Ingestor {
             (None, Err(refusal)) => Err(refusal.clone()),
             (None, Ok(input)) => validate::check(input, &served.solution.spec, now),
         };
-        let valid = match checked {
-            Ok(valid) => valid,
-            Err(refusal) => {
-                let device_hint = input
-                    .as_ref()
-                    .map(|i| i.device_id.clone())
-                    .unwrap_or_default();
-                tracing::debug!(device = %device_hint, reason = refusal.label(),
-                    message = %refusal.message, "Reading refused.");
-                let original = match (original, &input) {
-                    (Original::Bytes(bytes), _) => bytes,
-                    (Original::Protobuf { .. }, Ok(input)) => Bytes::from(input.encode_to_vec()),
-                    (Original::Protobuf { .. }, Err(_)) => Bytes::new(),
-                };
-                let letter = deadletter::record(&refusal, &original, source, &device_hint, now);
-                self.producer
-                    .send(&served.deadletter_topic, letter)
-                    .await
-                    .map_err(BatchError::Bus)?;
-                return Ok(Outcome::Refused(refusal));
-            }
-        };
-        let reading_id = valid.id();
-        match served.dedup.claim(&reading_id, now) {
-            Claim::Seen => Ok(Outcome::Duplicate { reading_id }),
-            Claim::InFlight(copy) => match dedup::wait_for_copy(copy).await {
-                true => Ok(Outcome::Duplicate { reading_id }),
-                false => Err(BatchError::CopyFailed),
-            },
-            Claim::Fresh(ticket) => {
-                let device = valid.device_id.clone();
-                let reading = valid.into_reading(reading_id.clone(), now, transport, source);
-                let record = Record::new(device, reading.encode_to_vec());
-                self.producer
-                    .send(&served.telemetry_topic, record)
-                    .await
-                    .map_err(BatchError::Bus)?;
-                ticket.published(now);
-                Ok(Outcome::Accepted { reading_id })
-            }
-        }
+        checked.map_err(|refusal| {
+            let device_hint = input
+                .as_ref()
+                .map(|i| i.device_id.clone())
+                .unwrap_or_default();
+            tracing::debug!(device = %device_hint, reason = refusal.label(),
+                message = %refusal.message, "Reading refused.");
+            let original = match (original, &input) {
+                (Original::Bytes(bytes), _) => bytes,
+                (Original::Protobuf { .. }, Ok(input)) => Bytes::from(input.encode_to_vec()),
+                (Original::Protobuf { .. }, Err(_)) => Bytes::new(),
+            };
+            (
+                refusal,
+                Letter {
+                    original,
+                    device_hint,
+                },
+            )
+        })
     }
+}
+
+/// What a refused reading's dead letter keeps of it.
+struct Letter {
+    original: Bytes,
+    device_hint: String,
+}
+
+/// Where one candidate is on its way to its outcome.
+enum Step<'a> {
+    /// Known already.
+    Done(Outcome),
+    /// Did not reach the bus.
+    Failed(BatchError),
+    /// Refused; its dead letter is on its way.
+    Refused(Refusal),
+    /// Accepted; on its way to telemetry.
+    Publish {
+        ticket: Ticket<'a>,
+        reading_id: String,
+    },
+    /// A copy of a reading on its way from another batch (or earlier in this one).
+    Copy {
+        copy: watch::Receiver<Option<bool>>,
+        reading_id: String,
+    },
 }

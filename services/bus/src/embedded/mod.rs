@@ -204,6 +204,29 @@ impl Producer for EmbeddedProducer {
         let offset = log.append(partition, record);
         Ok(Delivery { partition, offset })
     }
+
+    async fn send_batch(
+        &self,
+        topic: &str,
+        records: Vec<Record>,
+    ) -> Vec<Result<Delivery, BusError>> {
+        let Some(log) = self.bus.topic(topic) else {
+            let missing = || BusError::MissingTopics {
+                topics: vec![topic.to_owned()],
+            };
+            return records.iter().map(|_| Err(missing())).collect();
+        };
+        let trace_headers = trace::current_headers();
+        records
+            .into_iter()
+            .map(|mut record| {
+                trace_headers.apply(&mut record.headers);
+                let partition = partition_for_key(&record.key, log.partition_count());
+                let offset = log.append(partition, record);
+                Ok(Delivery { partition, offset })
+            })
+            .collect()
+    }
 }
 
 /// Locks `mutex`, going on after a panic elsewhere: every critical section here leaves the

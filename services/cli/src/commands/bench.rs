@@ -46,6 +46,9 @@ pub(crate) enum BenchCommand {
         /// Readings per Publish call.
         #[arg(long, default_value_t = 500)]
         batch_size: usize,
+        /// Rounds of the Kafka measurements, taken in turn; the medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Readings/s through all four services, and the latency from a reading to the
     /// recommendation it opens: in-process (embedded) or against a running cluster.
@@ -79,11 +82,13 @@ impl BenchCommand {
                 kafka,
                 readings,
                 batch_size,
+                rounds,
             } => {
                 let mut spec =
                     sinter_ingest::bench::BenchSpec::new(kafka.trim_start_matches("kafka://"));
                 spec.readings = readings;
                 spec.batch_size = batch_size.max(1);
+                spec.rounds = rounds.max(1);
                 let report = sinter_ingest::bench::run(&spec).await?;
                 out!("{report}");
                 Ok(exit::OK)

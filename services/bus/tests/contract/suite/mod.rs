@@ -18,8 +18,9 @@ pub use lag::{
     lag_counts_unacknowledged_records, lag_follows_the_assignment, lag_goes_with_the_consumer,
 };
 pub use records::{
-    ensure_topic_is_idempotent, headers_preserved_byte_for_byte, missing_topics_fail_clearly,
-    ordering_per_key, same_key_same_partition,
+    batches_deliver_every_record_in_order, ensure_topic_is_idempotent,
+    headers_preserved_byte_for_byte, missing_topics_fail_clearly, ordering_per_key,
+    same_key_same_partition,
 };
 pub use trace::trace_context_crosses_the_bus;
 
@@ -56,6 +57,7 @@ macro_rules! contract_suite {
             rebalance_keeps_acknowledged_progress,
             separate_groups_each_see_everything,
             headers_preserved_byte_for_byte,
+            batches_deliver_every_record_in_order,
             missing_topics_fail_clearly,
             ensure_topic_is_idempotent,
             topic_partitions_read_back,

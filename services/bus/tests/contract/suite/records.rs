@@ -176,3 +176,60 @@ pub async fn ensure_topic_is_idempotent(harness: &impl Harness) -> Result<()> {
     );
     Ok(())
 }
+
+/// A batch send gives one delivery per record, in the order given; each key's records
+/// arrive in order with their headers, and the deliveries name the offsets consumers see.
+pub async fn batches_deliver_every_record_in_order(harness: &impl Harness) -> Result<()> {
+    const RECORDS: usize = 300;
+    let bus = harness.bus().await;
+    let topic = new_topic(&*bus, "batches", 3).await?;
+    let producer = bus.producer();
+    let records: Vec<Record> = (0..RECORDS)
+        .map(|n| {
+            Record::new(format!("pump-{}", n % 7), n.to_string()).with_header("n", n.to_string())
+        })
+        .collect();
+    let deliveries = producer.send_batch(&topic, records).await;
+    ensure!(
+        deliveries.len() == RECORDS,
+        "{} deliveries for {RECORDS}",
+        deliveries.len()
+    );
+    let mut delivered_at = BTreeMap::new();
+    for (n, delivery) in deliveries.into_iter().enumerate() {
+        let delivery = delivery.with_context(|| format!("record {n}"))?;
+        let key = format!("pump-{}", n % 7);
+        ensure!(
+            delivery.partition == partition_for_key(key.as_bytes(), 3),
+            "record {n} went to partition {}",
+            delivery.partition
+        );
+        delivered_at.insert((delivery.partition, delivery.offset), n);
+    }
+    ensure!(delivered_at.len() == RECORDS, "two records share an offset");
+
+    let mut consumer = bus.subscribe(&unique("group"), &[&topic]).await?;
+    let received = recv_many(&mut *consumer, RECORDS, harness.patience()).await?;
+    let mut last_of_key: BTreeMap<String, usize> = BTreeMap::new();
+    for delivered in &received {
+        let n: usize = text(&delivered.payload).parse()?;
+        ensure!(
+            delivered_at.get(&(delivered.partition, delivered.offset)) == Some(&n),
+            "record {n} was read at {}/{}, not where its delivery said",
+            delivered.partition,
+            delivered.offset
+        );
+        ensure!(
+            delivered.headers.get("n").map(text) == Some(n.to_string()),
+            "record {n} lost its header"
+        );
+        if let Some(previous) = last_of_key.insert(text(&delivered.key), n) {
+            ensure!(
+                previous < n,
+                "record {n} came after {previous} of the same key"
+            );
+        }
+    }
+
+    Ok(())
+}

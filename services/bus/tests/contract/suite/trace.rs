@@ -33,6 +33,16 @@ pub async fn trace_context_crosses_the_bus(harness: &impl Harness) -> Result<()>
         .send(&topic, Record::new("pump-7", "91.2"))
         .instrument(ingest.clone())
         .await?;
+    // A batch carries the context too, replacing a stale one a record came with.
+    let stale = Record::new("pump-8", "92.0").with_header("traceparent", "stale");
+    let batch = bus
+        .producer()
+        .send_batch(&topic, vec![stale, Record::new("pump-9", "93.1")])
+        .instrument(ingest.clone())
+        .await;
+    for outcome in batch {
+        outcome?;
+    }
     drop(ingest);
 
     let mut consumer = bus.subscribe(&unique("group"), &[&topic]).await?;
@@ -46,6 +56,19 @@ pub async fn trace_context_crosses_the_bus(harness: &impl Harness) -> Result<()>
         carried.trace_id() == ingest_context.trace_id(),
         "header carries another trace"
     );
+    for _ in 0..2 {
+        let batched = recv_within(&mut *consumer, harness.patience()).await?;
+        ensure!(
+            batched.headers.get_all("traceparent").count() == 1,
+            "a batched record has {} traceparent headers",
+            batched.headers.get_all("traceparent").count()
+        );
+        let carried = batched.trace_context().span().span_context().clone();
+        ensure!(
+            carried.trace_id() == ingest_context.trace_id(),
+            "a batched record carries another trace"
+        );
+    }
 
     let consume = sinter_bus::trace::consume_span(&delivered);
     consume.in_scope(|| tracing::info!("Processing the reading."));

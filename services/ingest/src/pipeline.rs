@@ -442,18 +442,36 @@ impl Ingestor {
                 other => other,
             })
             .collect();
-        join_all(settled.into_iter().map(|step| async move {
-            match step {
+        // Only copies of readings on their way need waiting for; the rest are known now.
+        let mut outcomes = Vec::with_capacity(settled.len());
+        let mut copies = Vec::new();
+        for step in settled {
+            outcomes.push(match step {
                 Step::Done(outcome) => Ok(outcome),
                 Step::Failed(error) => Err(error),
-                Step::Copy { copy, reading_id } => match dedup::wait_for_copy(copy).await {
-                    true => Ok(Outcome::Duplicate { reading_id }),
-                    false => Err(BatchError::CopyFailed),
-                },
+                Step::Copy { copy, reading_id } => {
+                    copies.push((outcomes.len(), copy, reading_id));
+                    Err(BatchError::Unreported)
+                }
                 Step::Publish { .. } | Step::Refused(_) => Err(BatchError::Unreported),
-            }
-        }))
-        .await
+            });
+        }
+        let waited = join_all(
+            copies
+                .into_iter()
+                .map(|(index, copy, reading_id)| async move {
+                    let outcome = match dedup::wait_for_copy(copy).await {
+                        true => Ok(Outcome::Duplicate { reading_id }),
+                        false => Err(BatchError::CopyFailed),
+                    };
+                    (index, outcome)
+                }),
+        )
+        .await;
+        for (index, outcome) in waited {
+            outcomes[index] = outcome;
+        }
+        outcomes
     }
 
     /// Checks one candidate against the limits and the device model: the valid reading, or
@@ -468,19 +486,24 @@ impl Ingestor {
         let size = candidate.size();
         let Candidate { input, original } = candidate;
         let limits = &served.solution.spec.ingest;
-        let checked = match (batch_refusal, &input) {
-            (Some(refusal), _) => Err(refusal.clone()),
-            (None, _) if size as u64 > limits.max_reading_bytes => Err(Refusal::new(
-                ReasonCode::TooLarge,
-                format!(
-                    "the reading is {} bytes; at most {} are allowed (spec.ingest.maxReadingBytes)",
-                    size, limits.max_reading_bytes
+        let checked = match (batch_refusal, input) {
+            (Some(refusal), input) => Err((refusal.clone(), input.ok())),
+            (None, input) if size as u64 > limits.max_reading_bytes => Err((
+                Refusal::new(
+                    ReasonCode::TooLarge,
+                    format!(
+                        "the reading is {} bytes; at most {} are allowed \
+                         (spec.ingest.maxReadingBytes)",
+                        size, limits.max_reading_bytes
+                    ),
                 ),
+                input.ok(),
             )),
-            (None, Err(refusal)) => Err(refusal.clone()),
-            (None, Ok(input)) => validate::check(input, &served.solution.spec, now),
+            (None, Err(refusal)) => Err((refusal, None)),
+            (None, Ok(input)) => validate::check_owned(input, &served.solution.spec, now)
+                .map_err(|(refusal, input)| (refusal, Some(input))),
         };
-        checked.map_err(|refusal| {
+        checked.map_err(|(refusal, input)| {
             let device_hint = input
                 .as_ref()
                 .map(|i| i.device_id.clone())
@@ -489,8 +512,8 @@ impl Ingestor {
                 message = %refusal.message, "Reading refused.");
             let original = match (original, &input) {
                 (Original::Bytes(bytes), _) => bytes,
-                (Original::Protobuf { .. }, Ok(input)) => Bytes::from(input.encode_to_vec()),
-                (Original::Protobuf { .. }, Err(_)) => Bytes::new(),
+                (Original::Protobuf { .. }, Some(input)) => Bytes::from(input.encode_to_vec()),
+                (Original::Protobuf { .. }, None) => Bytes::new(),
             };
             (
                 refusal,

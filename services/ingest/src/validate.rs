@@ -95,12 +95,54 @@ impl ValidReading {
     }
 }
 
+/// What checking found in a valid reading beyond its own fields.
+struct Verdict {
+    device_type: String,
+    value: Value,
+    event_time: Timestamp,
+    timestamp_unit: TimestampUnit,
+}
+
 /// Check `input` against `spec` at ingest time `now`.
 pub fn check(
     input: &ReadingInput,
     spec: &SolutionSpec,
     now: Timestamp,
 ) -> Result<ValidReading, Refusal> {
+    let verdict = verdict(input, spec, now)?;
+    Ok(ValidReading {
+        device_id: input.device_id.clone(),
+        device_type: verdict.device_type,
+        metric: input.metric.clone(),
+        value: verdict.value,
+        event_time: verdict.event_time,
+        timestamp_unit: verdict.timestamp_unit,
+        message_id: input.message_id.clone(),
+    })
+}
+
+/// [`check`], keeping the input's own text in the valid reading; a refused input comes back
+/// with its refusal.
+pub fn check_owned(
+    input: ReadingInput,
+    spec: &SolutionSpec,
+    now: Timestamp,
+) -> Result<ValidReading, (Refusal, ReadingInput)> {
+    match verdict(&input, spec, now) {
+        Ok(verdict) => Ok(ValidReading {
+            device_id: input.device_id,
+            device_type: verdict.device_type,
+            metric: input.metric,
+            value: verdict.value,
+            event_time: verdict.event_time,
+            timestamp_unit: verdict.timestamp_unit,
+            message_id: input.message_id,
+        }),
+        Err(refusal) => Err((refusal, input)),
+    }
+}
+
+fn verdict(input: &ReadingInput, spec: &SolutionSpec, now: Timestamp) -> Result<Verdict, Refusal> {
     device_id::check(&input.device_id)?;
     let device = &input.device_id;
     let device_type = spec.device_type_for(device).ok_or_else(|| {
@@ -153,14 +195,11 @@ pub fn check(
         }
         None => (now, TimestampUnit::Unspecified),
     };
-    Ok(ValidReading {
-        device_id: device.clone(),
+    Ok(Verdict {
         device_type: device_type.name.clone(),
-        metric: metric.name.clone(),
         value,
         event_time,
         timestamp_unit,
-        message_id: input.message_id.clone(),
     })
 }
 
@@ -268,6 +307,7 @@ fn human(duration: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
     use sinter_core::Solution;
     use sinter_proto::ingest::v1::reading_input::Time;
 
@@ -301,8 +341,26 @@ spec:
         }
     }
 
+    /// The outcome of [`check`], which every test also holds [`check_owned`] to.
     fn outcome(spec: &SolutionSpec, input: &ReadingInput) -> Result<ValidReading, ReasonCode> {
-        check(input, spec, Timestamp::from_secs(NOW)).map_err(|r| r.code)
+        let now = Timestamp::from_secs(NOW);
+        let borrowed = check(input, spec, now);
+        let owned = check_owned(input.clone(), spec, now);
+        match (&borrowed, owned) {
+            (Ok(valid), Ok(owned)) => assert_eq!(valid, &owned),
+            (Err(refusal), Err((owned, returned))) => {
+                assert_eq!(refusal.code, owned.code);
+                assert_eq!(refusal.message, owned.message);
+                // Compared encoded: a NaN value is never equal to itself.
+                assert_eq!(
+                    returned.encode_to_vec(),
+                    input.encode_to_vec(),
+                    "a refused input comes back whole"
+                );
+            }
+            (borrowed, owned) => panic!("check gave {borrowed:?}, check_owned {owned:?}"),
+        }
+        borrowed.map_err(|r| r.code)
     }
 
     #[test]

@@ -78,7 +78,10 @@ pub async fn schedule(
 
 /// Write `timers`, pending, one statement per [`batch::MAX_PARAMETERS`]; a timer already
 /// there is left as it is.
-pub async fn insert_timers(conn: &mut AnyConnection, timers: &[TimerRow]) -> Result<(), StoreError> {
+pub async fn insert_timers(
+    conn: &mut AnyConnection,
+    timers: &[TimerRow],
+) -> Result<(), StoreError> {
     const COLUMNS: usize = 6;
     for chunk in timers.chunks(batch::rows_per_statement(COLUMNS)) {
         let sql = format!(

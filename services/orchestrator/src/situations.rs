@@ -30,7 +30,9 @@ use crate::orchestrator::{Orchestrator, SolutionRuntime};
 use crate::outbox::{self, Cause};
 use crate::rules::RuleFailure;
 use crate::state::{ACTIVE_STATES_SQL, State, Transition};
-use crate::store::{HistoryRow, RecommendationRow, StoreError, batch, insert_histories, insert_history};
+use crate::store::{
+    HistoryRow, RecommendationRow, StoreError, batch, insert_histories, insert_history,
+};
 use crate::variables::{severity_from_word, severity_word, situation_variables};
 
 /// The actor Sinter writes in the audit trail for what it did by itself.
@@ -157,7 +159,8 @@ impl Orchestrator {
                         continue;
                     }
                 };
-                let opening = Opening::new(&runtime, rule, situation, texts, now, index, &variables);
+                let opening =
+                    Opening::new(&runtime, rule, situation, texts, now, index, &variables);
                 if openings.holds(&opening) {
                     // A second opening for one rule and asset sees the first one's row.
                     let mut out = Outcomes {

@@ -164,7 +164,9 @@ pub async fn insert_history(
     entry: &HistoryRow<'_>,
 ) -> Result<HistoryEntry, StoreError> {
     let mut entries = insert_histories(conn, std::slice::from_ref(entry)).await?;
-    entries.pop().ok_or(StoreError::Sql(sqlx::Error::RowNotFound))
+    entries
+        .pop()
+        .ok_or(StoreError::Sql(sqlx::Error::RowNotFound))
 }
 
 /// Append `entries` to their recommendations' audit trails, in this order, in one

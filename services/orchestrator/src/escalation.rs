@@ -104,6 +104,12 @@ pub async fn insert_timers(
     Ok(())
 }
 
+/// `state = 'pending'`, spelled so that PostgreSQL finds a batch's timers through the
+/// index on their id or recommendation: given `state = 'pending'` it may rather read the
+/// whole partial `escalation_timers_due` index, every pending timer, for each batch.
+/// A timer is `pending`, `fired` or `cancelled`, nothing else.
+const STILL_PENDING: &str = "state <> 'fired' AND state <> 'cancelled'";
+
 /// Cancel the pending timers of recommendation `id`.
 pub async fn cancel(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
     cancel_all(conn, &[id]).await
@@ -114,7 +120,7 @@ pub async fn cancel_all(conn: &mut AnyConnection, ids: &[&str]) -> Result<(), St
     for chunk in ids.chunks(batch::rows_per_statement(1)) {
         let sql = format!(
             "UPDATE escalation_timers SET state = 'cancelled' \
-             WHERE state = 'pending' AND recommendation_id IN ({})",
+             WHERE {STILL_PENDING} AND recommendation_id IN ({})",
             batch::list(chunk.len(), 1)
         );
         let mut query = sqlx::query(&sql);
@@ -341,7 +347,7 @@ async fn claim(
     for chunk in ids.chunks(batch::rows_per_statement(1)) {
         let sql = format!(
             "UPDATE escalation_timers SET state = $1, fired_at = $2 \
-             WHERE state = 'pending' AND id IN ({}) RETURNING id",
+             WHERE {STILL_PENDING} AND id IN ({}) RETURNING id",
             batch::list(chunk.len(), 3)
         );
         let mut query = sqlx::query_scalar::<_, String>(&sql)

@@ -6,7 +6,8 @@
 //! `SINTER_TEST_DATABASE_URL` (admin connection, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); a database of its own is made and
 //! dropped. `SINTER_BENCH_LIFECYCLES` (default 20000) and `SINTER_BENCH_CONCURRENCY`
-//! (default 256) size the run.
+//! (default 256) size the run; `SINTER_BENCH_COMMITTERS` sets how many groups of requests
+//! commit side by side (default: the orchestrator's).
 //!
 //! The concurrency is how many acknowledge and resolve calls are under way at once. At a
 //! plant's shift change, or when a CMMS integration syncs its work orders, hundreds of
@@ -88,6 +89,9 @@ fn situation(n: usize) -> Situation {
 async fn main() -> anyhow::Result<()> {
     let lifecycles = env_number("SINTER_BENCH_LIFECYCLES", 20_000);
     let concurrency = env_number("SINTER_BENCH_CONCURRENCY", 256).max(1);
+    let committers = std::env::var("SINTER_BENCH_COMMITTERS")
+        .ok()
+        .and_then(|value| value.parse().ok());
     sqlx::any::install_default_drivers();
     let admin = std::env::var("SINTER_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
@@ -103,27 +107,28 @@ async fn main() -> anyhow::Result<()> {
         .rsplit_once('/')
         .map_or(admin.as_str(), |(base, _)| base);
     let url = format!("{base}/{name}");
-    let result = run(&url, lifecycles, concurrency).await;
+    let result = run(&url, lifecycles, concurrency, committers).await;
     sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut conn)
         .await?;
     result
 }
 
-async fn run(url: &str, lifecycles: usize, concurrency: usize) -> anyhow::Result<()> {
+async fn run(
+    url: &str,
+    lifecycles: usize,
+    concurrency: usize,
+    committers: Option<usize>,
+) -> anyhow::Result<()> {
     let solution = Solution::from_yaml(SOLUTION).map_err(|e| anyhow::anyhow!("{e}"))?;
     let qualified = solution.qualified_name();
     let clock = ManualClock::new(Timestamp::from_secs(1_764_756_000));
     let store = Store::connect_with(url, POOL_CONNECTIONS).await?;
     let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::new());
-    let orchestrator = Orchestrator::with_store(
-        &[solution],
-        bus,
-        Arc::new(clock.clone()),
-        store,
-        OrchestratorConfig::new(url),
-    )
-    .await?;
+    let mut config = OrchestratorConfig::new(url);
+    config.committers = committers;
+    let orchestrator =
+        Orchestrator::with_store(&[solution], bus, Arc::new(clock.clone()), store, config).await?;
 
     let started = Instant::now();
     // Situations arrive in batches, as the consumer applies what waits on the bus.

@@ -46,8 +46,10 @@ pub const GROUP_LIMIT: usize = 512;
 pub const QUEUE_CAPACITY: usize = 4_096;
 
 /// Committers on PostgreSQL: groups of different recommendations commit side by side, so
-/// the database works on several at once. SQLite has one connection, so one committer.
-pub const POSTGRES_COMMITTERS: usize = 4;
+/// the database works on more than one at once (a backend runs on one core). More of them
+/// make each group smaller, and a group's statements cost the same whatever its size: two
+/// is what a small database server uses well. SQLite has one connection, so one committer.
+pub const POSTGRES_COMMITTERS: usize = 2;
 
 /// Attempts at a request alone whose recommendation another writer keeps changing.
 const ALONE_ATTEMPTS: usize = 3;

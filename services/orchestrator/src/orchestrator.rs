@@ -33,7 +33,7 @@ pub struct OrchestratorConfig {
     /// How webhooks are retried before an action is parked.
     pub delivery: DeliveryPolicy,
     /// How many groups of people's requests commit side by side on PostgreSQL (`None`:
-    /// four); SQLite, with its one connection, always has one.
+    /// two); SQLite, with its one connection, always has one.
     pub committers: Option<usize>,
 }
 

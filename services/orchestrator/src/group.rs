@@ -205,6 +205,8 @@ impl Orchestrator {
             now: self.inner.clock.now(),
             reply,
         };
+        // Limitation: once queued a request is applied even if its caller stops waiting (a
+        // cancelled gRPC call); the caller just does not hear about it.
         let stopped = || TaskError::from(OrchestratorError::Stopped);
         let queue = self
             .inner
@@ -218,6 +220,9 @@ impl Orchestrator {
     /// Apply `group` in one transaction, or, when that fails as a whole, each request
     /// alone; then answer every caller.
     async fn commit_group(&self, group: Vec<Request>) {
+        // Limitation: a group that fails as a whole is applied again one request at a time,
+        // so a failure that keeps coming back (the database refusing every statement)
+        // costs one transaction per request of the group instead of one for all of them.
         if group.len() > 1 {
             match self.apply(&group).await {
                 Ok(applied) => {
@@ -317,9 +322,11 @@ impl Orchestrator {
             .into_iter()
             .filter_map(|id| writes.rows.get(id))
             .collect();
-        write_rows(&mut tx, &written).await?;
+        // Timers before recommendations, the order in which firing a timer locks them, so
+        // that an acknowledgement and the escalation it races do not deadlock.
         let cancel: Vec<&str> = writes.cancel.iter().map(String::as_str).collect();
         escalation::cancel_all(&mut tx, &cancel).await?;
+        write_rows(&mut tx, &written).await?;
         let history: Vec<HistoryRow<'_>> = writes
             .history
             .iter()

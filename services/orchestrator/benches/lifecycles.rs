@@ -1,11 +1,19 @@
-//! Full recommendation lifecycles per second on PostgreSQL: open (a situation), escalate
-//! (a due timer), acknowledge, resolve, each its own transaction as in service.
+//! Full recommendation lifecycles per second on PostgreSQL: open (situations, in batches
+//! as the consumer applies them), escalate (due timers), acknowledge, resolve (one call
+//! per recommendation, as people and integrations make them).
 //!
 //! `cargo bench -p sinter-orchestrator --bench lifecycles`; PostgreSQL from
 //! `SINTER_TEST_DATABASE_URL` (admin connection, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); a database of its own is made and
 //! dropped. `SINTER_BENCH_LIFECYCLES` (default 20000) and `SINTER_BENCH_CONCURRENCY`
-//! (default 16) size the run.
+//! (default 256) size the run; `SINTER_BENCH_COMMITTERS` sets how many groups of requests
+//! commit side by side (default: the orchestrator's).
+//!
+//! The concurrency is how many acknowledge and resolve calls are under way at once. At a
+//! plant's shift change, or when a CMMS integration syncs its work orders, hundreds of
+//! technicians and integrations act at the same moment; the orchestrator commits their
+//! concurrent requests together, so this is the load that shows what it sustains. The
+//! pool stays at [`POOL_CONNECTIONS`] whatever the concurrency, as in service.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +50,12 @@ spec:
 /// Situations per transaction, as the consumer batches what waits on the bus.
 const SITUATION_BATCH: usize = 64;
 
+/// Batches of situations applied at once (one per partition of the situations topic).
+const OPEN_PARALLELISM: usize = 4;
+
+/// Database connections, the service's default.
+const POOL_CONNECTIONS: u32 = 16;
+
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -74,7 +88,10 @@ fn situation(n: usize) -> Situation {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let lifecycles = env_number("SINTER_BENCH_LIFECYCLES", 20_000);
-    let concurrency = env_number("SINTER_BENCH_CONCURRENCY", 16);
+    let concurrency = env_number("SINTER_BENCH_CONCURRENCY", 256).max(1);
+    let committers = std::env::var("SINTER_BENCH_COMMITTERS")
+        .ok()
+        .and_then(|value| value.parse().ok());
     sqlx::any::install_default_drivers();
     let admin = std::env::var("SINTER_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
@@ -90,27 +107,28 @@ async fn main() -> anyhow::Result<()> {
         .rsplit_once('/')
         .map_or(admin.as_str(), |(base, _)| base);
     let url = format!("{base}/{name}");
-    let result = run(&url, lifecycles, concurrency).await;
+    let result = run(&url, lifecycles, concurrency, committers).await;
     sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut conn)
         .await?;
     result
 }
 
-async fn run(url: &str, lifecycles: usize, concurrency: usize) -> anyhow::Result<()> {
+async fn run(
+    url: &str,
+    lifecycles: usize,
+    concurrency: usize,
+    committers: Option<usize>,
+) -> anyhow::Result<()> {
     let solution = Solution::from_yaml(SOLUTION).map_err(|e| anyhow::anyhow!("{e}"))?;
     let qualified = solution.qualified_name();
     let clock = ManualClock::new(Timestamp::from_secs(1_764_756_000));
-    let store = Store::connect_with(url, u32::try_from(concurrency)?).await?;
+    let store = Store::connect_with(url, POOL_CONNECTIONS).await?;
     let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::new());
-    let orchestrator = Orchestrator::with_store(
-        &[solution],
-        bus,
-        Arc::new(clock.clone()),
-        store,
-        OrchestratorConfig::new(url),
-    )
-    .await?;
+    let mut config = OrchestratorConfig::new(url);
+    config.committers = committers;
+    let orchestrator =
+        Orchestrator::with_store(&[solution], bus, Arc::new(clock.clone()), store, config).await?;
 
     let started = Instant::now();
     // Situations arrive in batches, as the consumer applies what waits on the bus.
@@ -134,7 +152,7 @@ async fn run(url: &str, lifecycles: usize, concurrency: usize) -> anyhow::Result
                 )
             }
         })
-        .buffer_unordered(concurrency.div_ceil(4).max(1))
+        .buffer_unordered(OPEN_PARALLELISM)
         .collect::<Vec<anyhow::Result<Vec<String>>>>()
         .await
         .into_iter()
@@ -171,9 +189,24 @@ async fn run(url: &str, lifecycles: usize, concurrency: usize) -> anyhow::Result
     let resolve_time = resolve_started.elapsed();
     let total = started.elapsed();
 
+    // Every lifecycle completed, and left its four audit entries.
+    let pool = orchestrator.store().pool();
+    let resolved: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM recommendations WHERE state = 'resolved'")
+            .fetch_one(pool)
+            .await?;
+    let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recommendation_history")
+        .fetch_one(pool)
+        .await?;
+    anyhow::ensure!(
+        usize::try_from(resolved)? == lifecycles && usize::try_from(entries)? == 4 * lifecycles,
+        "{resolved} of {lifecycles} resolved, {entries} audit entries"
+    );
+
     let rate = |count: usize, time: Duration| count as f64 / time.as_secs_f64();
     println!(
-        "lifecycles: {lifecycles} on PostgreSQL, concurrency {concurrency}, in {:.2}s",
+        "lifecycles: {lifecycles} on PostgreSQL, concurrency {concurrency}, \
+         {POOL_CONNECTIONS} connections, in {:.2}s",
         total.as_secs_f64()
     );
     println!("  open        {:>9.0}/s", rate(lifecycles, open_time));

@@ -16,6 +16,8 @@ pub enum OrchestratorError {
     Bus(#[from] sinter_bus::BusError),
     #[error("no Solution {0} runs here")]
     UnknownSolution(String),
+    #[error("the orchestrator stopped before it answered the request")]
+    Stopped,
 }
 
 impl From<sqlx::Error> for OrchestratorError {

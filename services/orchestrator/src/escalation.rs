@@ -14,7 +14,7 @@
 //!   once, oldest first; the audit trail gives both the due time and the time it fired,
 //!   so a late escalation is visible as late.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -22,7 +22,7 @@ use serde_json::Map;
 use sinter_core::Timestamp;
 use sinter_core::solution::Recommendation as Rule;
 use sinter_proto::events::v1::{Severity, action::Trigger};
-use sinter_proto::orchestrator::v1::RecommendationChange;
+use sinter_proto::orchestrator::v1::{Recommendation, RecommendationChange};
 use sqlx::{AnyConnection, Row};
 
 use crate::error::OrchestratorError;
@@ -30,8 +30,41 @@ use crate::orchestrator::Orchestrator;
 use crate::outbox::{self, Cause};
 use crate::situations::SYSTEM_ACTOR;
 use crate::state::State;
-use crate::store::{HistoryRow, RecommendationRow, StoreError, insert_history};
+use crate::store::{HistoryRow, RecommendationRow, StoreError, batch, insert_histories};
 use crate::variables::{severity_word, situation_variables};
+
+/// One escalation timer, ready to be written.
+#[derive(Clone, Debug)]
+pub struct TimerRow {
+    id: String,
+    recommendation_id: String,
+    step: i64,
+    target: String,
+    due_at: i64,
+}
+
+/// The timers of `rule`'s ladder for recommendation `id`, opened at `opened_at`.
+pub fn ladder(id: &str, rule: &Rule, opened_at: Timestamp) -> Vec<TimerRow> {
+    rule.escalate
+        .iter()
+        .enumerate()
+        .map(|(step, rung)| TimerRow {
+            id: sinter_core::id::derive(
+                "et",
+                &[
+                    id.as_bytes(),
+                    step.to_string().as_bytes(),
+                    rung.to.as_bytes(),
+                    rung.after.as_micros().to_string().as_bytes(),
+                ],
+            ),
+            recommendation_id: id.to_owned(),
+            step: i64::try_from(step).unwrap_or(i64::MAX),
+            target: rung.to.clone(),
+            due_at: opened_at.saturating_add(rung.after).as_micros(),
+        })
+        .collect()
+}
 
 /// Write the timers of `rule`'s ladder for recommendation `id`, opened at `opened_at`.
 pub async fn schedule(
@@ -40,67 +73,70 @@ pub async fn schedule(
     rule: &Rule,
     opened_at: Timestamp,
 ) -> Result<(), StoreError> {
-    if rule.escalate.is_empty() {
-        return Ok(());
-    }
-    // One statement for the whole ladder.
-    let rows: Vec<String> = (0..rule.escalate.len())
-        .map(|step| {
-            let n = step * 5;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, 'pending')",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5
-            )
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO escalation_timers (id, recommendation_id, step, target, due_at, state) \
-         VALUES {} ON CONFLICT DO NOTHING",
-        rows.join(", ")
-    );
-    let mut statement = sqlx::query(&sql);
-    for (step, rung) in rule.escalate.iter().enumerate() {
-        let timer_id = sinter_core::id::derive(
-            "et",
-            &[
-                id.as_bytes(),
-                step.to_string().as_bytes(),
-                rung.to.as_bytes(),
-                rung.after.as_micros().to_string().as_bytes(),
-            ],
+    insert_timers(conn, &ladder(id, rule, opened_at)).await
+}
+
+/// Write `timers`, pending, one statement per [`batch::MAX_PARAMETERS`]; a timer already
+/// there is left as it is.
+pub async fn insert_timers(
+    conn: &mut AnyConnection,
+    timers: &[TimerRow],
+) -> Result<(), StoreError> {
+    const COLUMNS: usize = 6;
+    for chunk in timers.chunks(batch::rows_per_statement(COLUMNS)) {
+        let sql = format!(
+            "INSERT INTO escalation_timers (id, recommendation_id, step, target, due_at, state) \
+             VALUES {} ON CONFLICT DO NOTHING",
+            batch::values(chunk.len(), COLUMNS, 1)
         );
-        statement = statement
-            .bind(timer_id)
-            .bind(id.to_owned())
-            .bind(i64::try_from(step).unwrap_or(i64::MAX))
-            .bind(rung.to.clone())
-            .bind(opened_at.saturating_add(rung.after).as_micros());
+        let mut query = sqlx::query(&sql);
+        for timer in chunk {
+            query = query
+                .bind(timer.id.as_str())
+                .bind(timer.recommendation_id.as_str())
+                .bind(timer.step)
+                .bind(timer.target.as_str())
+                .bind(timer.due_at)
+                .bind("pending");
+        }
+        query.execute(&mut *conn).await?;
     }
-    statement.execute(conn).await?;
     Ok(())
 }
 
+/// `state = 'pending'`, spelled so that PostgreSQL finds a batch's timers through the
+/// index on their id or recommendation: given `state = 'pending'` it may rather read the
+/// whole partial `escalation_timers_due` index, every pending timer, for each batch.
+/// A timer is `pending`, `fired` or `cancelled`, nothing else.
+const STILL_PENDING: &str = "state <> 'fired' AND state <> 'cancelled'";
+
 /// Cancel the pending timers of recommendation `id`.
 pub async fn cancel(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE escalation_timers SET state = 'cancelled' \
-         WHERE recommendation_id = $1 AND state = 'pending'",
-    )
-    .bind(id)
-    .execute(conn)
-    .await?;
+    cancel_all(conn, &[id]).await
+}
+
+/// Cancel the pending timers of every recommendation in `ids`.
+pub async fn cancel_all(conn: &mut AnyConnection, ids: &[&str]) -> Result<(), StoreError> {
+    for chunk in ids.chunks(batch::rows_per_statement(1)) {
+        let sql = format!(
+            "UPDATE escalation_timers SET state = 'cancelled' \
+             WHERE {STILL_PENDING} AND recommendation_id IN ({})",
+            batch::list(chunk.len(), 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
 /// How many transactions fire timers at once.
-const PARALLEL_FIRES: usize = 8;
+const PARALLEL_FIRES: usize = 4;
 
 /// How many recommendations' timers one transaction fires.
-const TIMER_BATCH: usize = 32;
+const TIMER_BATCH: usize = 256;
 
 fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     let mut chunks = Vec::new();
@@ -115,15 +151,6 @@ fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
         chunks.push(current);
     }
     chunks
-}
-
-/// An escalation that fired, to report once its transaction committed.
-struct Fired {
-    change: RecommendationChange,
-    rule: String,
-    severity: i32,
-    target: String,
-    step: i64,
 }
 
 /// A timer that came due.
@@ -186,137 +213,192 @@ impl Orchestrator {
 
     /// Fire the timers of a few recommendations in one transaction, each recommendation's
     /// in due order; returns how many escalated.
+    ///
+    /// A handful of statements for the whole batch: load the recommendations, claim the
+    /// timers (fired for an open recommendation, cancelled otherwise), then write the
+    /// escalations, their audit entries and their actions.
     async fn fire_batch(
         &self,
         batch: Vec<Vec<DueTimer>>,
         now: Timestamp,
     ) -> Result<usize, OrchestratorError> {
         let mut tx = self.inner.store.begin().await?;
-        let mut fired = Vec::new();
-        for group in &batch {
-            for timer in group {
-                if let Some(done) = self.fire(&mut tx, timer, now).await? {
-                    fired.push(done);
-                }
+        let ids: Vec<&str> = batch
+            .iter()
+            .filter_map(|group| group.first())
+            .map(|timer| timer.recommendation_id.as_str())
+            .collect();
+        let mut rows = RecommendationRow::load_many(&mut tx, &ids).await?;
+        let mut to_fire = Vec::new();
+        let mut to_cancel = Vec::new();
+        for timer in batch.iter().flatten() {
+            match rows.get(&timer.recommendation_id) {
+                Some(row) if row.state == State::Open => to_fire.push(timer.id.as_str()),
+                Some(_) => to_cancel.push(timer.id.as_str()),
+                None => {}
             }
         }
+        let claimed = claim(&mut tx, &to_fire, "fired", now).await?;
+        claim(&mut tx, &to_cancel, "cancelled", now).await?;
+
+        let mut fired = Vec::new();
+        let mut comments = Vec::new();
+        let mut actions = Vec::new();
+        let mut escalated = Vec::new();
+        for group in &batch {
+            let Some(first) = group.first() else {
+                continue;
+            };
+            let Some(mut row) = rows.remove(&first.recommendation_id) else {
+                continue;
+            };
+            let mut changed = false;
+            for timer in group.iter().filter(|timer| claimed.contains(&timer.id)) {
+                row.escalation_level = row.escalation_level.max(timer.step + 1);
+                row.escalated_to = timer.target.clone();
+                row.updated_at = now.as_micros();
+                changed = true;
+                comments.push((row.id.clone(), row.state, escalation_comment(timer, now)));
+                let recommendation = row.to_proto()?;
+                actions.extend(self.escalation_actions(&row, &recommendation, timer, now));
+                fired.push((
+                    comments.len() - 1,
+                    recommendation,
+                    timer.target.clone(),
+                    timer.step,
+                ));
+            }
+            if changed {
+                escalated.push(row);
+            }
+        }
+        write_escalations(&mut tx, &escalated).await?;
+        let history: Vec<HistoryRow<'_>> = comments
+            .iter()
+            .map(|(id, state, comment)| HistoryRow {
+                recommendation_id: id,
+                at: now,
+                actor: SYSTEM_ACTOR,
+                event: "escalated",
+                from: Some(*state),
+                to: Some(*state),
+                comment,
+            })
+            .collect();
+        let entries = insert_histories(&mut tx, &history).await?;
+        outbox::insert(&mut tx, &actions).await?;
         tx.commit().await?;
+
         let count = fired.len();
         let mut changes = Vec::with_capacity(count);
-        for done in fired {
-            let severity = Severity::try_from(done.severity)
+        for (entry, recommendation, target, step) in fired {
+            let severity = Severity::try_from(recommendation.severity)
                 .map(severity_word)
                 .unwrap_or_default();
-            self.inner.metrics.escalated(&done.rule, severity);
-            tracing::info!(rule = %done.rule, target = %done.target, step = done.step + 1,
-                "Recommendation escalated.");
-            changes.push(done.change);
+            self.inner.metrics.escalated(&recommendation.rule, severity);
+            tracing::info!(recommendation = %recommendation.id, rule = %recommendation.rule,
+                target = %target, step = step + 1, "Recommendation escalated.");
+            changes.push(RecommendationChange {
+                recommendation: Some(recommendation),
+                change: entries.get(entry).cloned(),
+            });
         }
         self.publish(changes);
         Ok(count)
     }
 
-    /// Fire one timer inside the caller's transaction; `None` when it was no longer
-    /// pending or its recommendation no longer open.
-    async fn fire(
+    /// The actions an escalation of `row` by `timer` starts: a topic record per `topic`
+    /// action of its rule.
+    fn escalation_actions(
         &self,
-        tx: &mut AnyConnection,
+        row: &RecommendationRow,
+        recommendation: &Recommendation,
         timer: &DueTimer,
         now: Timestamp,
-    ) -> Result<Option<Fired>, OrchestratorError> {
-        let Some(row) = RecommendationRow::load(tx, &timer.recommendation_id).await? else {
-            return Ok(None);
+    ) -> Vec<outbox::OutboxRow> {
+        let Some(runtime) = self.solution(&row.solution) else {
+            return Vec::new();
         };
-        let escalate = row.state == State::Open;
-        let claimed = sqlx::query(
+        let Some(rule) = runtime.rules.rule(&row.rule) else {
+            return Vec::new();
+        };
+        let variables = match &recommendation.situation {
+            Some(situation) => situation_variables(situation, runtime.rules.providers()),
+            None => Map::new(),
+        };
+        let cause = Cause {
+            trigger: Trigger::Escalated,
+            step: usize::try_from(timer.step).unwrap_or_default() + 1,
+            target: &timer.target,
+        };
+        outbox::entries(&runtime.solution, rule, row, cause, &variables, now)
+    }
+}
+
+/// Move the pending timers among `ids` to `state` (`fired` or `cancelled`); returns the
+/// ids this transaction moved, so a timer another process claimed first is left alone.
+async fn claim(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+    state: &str,
+    now: Timestamp,
+) -> Result<HashSet<String>, StoreError> {
+    let mut claimed = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(batch::rows_per_statement(1)) {
+        let sql = format!(
             "UPDATE escalation_timers SET state = $1, fired_at = $2 \
-             WHERE id = $3 AND state = 'pending'",
-        )
-        .bind(if escalate { "fired" } else { "cancelled" })
-        .bind(now.as_micros())
-        .bind(&timer.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !claimed || !escalate {
-            return Ok(None);
+             WHERE {STILL_PENDING} AND id IN ({}) RETURNING id",
+            batch::list(chunk.len(), 3)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql)
+            .bind(state)
+            .bind(now.as_micros());
+        for id in chunk {
+            query = query.bind(*id);
         }
-        let level = row.escalation_level.max(timer.step + 1);
-        sqlx::query(
-            "UPDATE recommendations SET escalation_level = $1, escalated_to = $2, \
-             updated_at = $3 WHERE id = $4",
-        )
-        .bind(level)
-        .bind(&timer.target)
-        .bind(now.as_micros())
-        .bind(&row.id)
-        .execute(&mut *tx)
-        .await?;
-        let row_state = row.state;
-        let due = Timestamp::from_micros(timer.due_at);
-        let late = now.duration_since(due);
-        let comment = if late > Duration::ZERO {
-            format!(
-                "step {} to {}; due at {due}, {}s late",
-                timer.step + 1,
-                timer.target,
-                late.as_secs()
-            )
-        } else {
-            format!("step {} to {}", timer.step + 1, timer.target)
-        };
-        let entry = insert_history(
-            tx,
-            &HistoryRow {
-                recommendation_id: &row.id,
-                at: now,
-                actor: SYSTEM_ACTOR,
-                event: "escalated",
-                from: Some(row_state),
-                to: Some(row_state),
-                comment: &comment,
-            },
-        )
-        .await?;
-        let updated = RecommendationRow {
-            escalation_level: level,
-            escalated_to: timer.target.clone(),
-            updated_at: now.as_micros(),
-            ..row
-        };
-        if let Some(runtime) = self.solution(&updated.solution).cloned()
-            && let Some(rule) = runtime.rules.rule(&updated.rule)
-        {
-            let variables = match updated.to_proto()?.situation {
-                Some(situation) => situation_variables(&situation, runtime.rules.providers()),
-                None => Map::new(),
-            };
-            let cause = Cause {
-                trigger: Trigger::Escalated,
-                step: usize::try_from(timer.step).unwrap_or_default() + 1,
-                target: &timer.target,
-            };
-            outbox::enqueue(
-                tx,
-                &runtime.solution,
-                rule,
-                &updated,
-                cause,
-                &variables,
-                now,
-            )
-            .await?;
+        claimed.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(claimed)
+}
+
+/// Store the escalation level, target and change time of every row in `rows`.
+async fn write_escalations(
+    conn: &mut AnyConnection,
+    rows: &[RecommendationRow],
+) -> Result<(), StoreError> {
+    const COLUMNS: usize = 4;
+    for chunk in rows.chunks(batch::rows_per_statement(COLUMNS)) {
+        let sql = format!(
+            "UPDATE recommendations SET escalation_level = v.column2, \
+             escalated_to = v.column3, updated_at = v.column4 \
+             FROM (VALUES {}) AS v WHERE recommendations.id = v.column1",
+            batch::values(chunk.len(), COLUMNS, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(row.id.as_str())
+                .bind(row.escalation_level)
+                .bind(row.escalated_to.as_str())
+                .bind(row.updated_at);
         }
-        Ok(Some(Fired {
-            change: RecommendationChange {
-                recommendation: Some(updated.to_proto()?),
-                change: Some(entry),
-            },
-            rule: updated.rule.clone(),
-            severity: updated.severity,
-            target: timer.target.clone(),
-            step: timer.step,
-        }))
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The audit comment of `timer` firing at `now`: the step, its target, and how late.
+fn escalation_comment(timer: &DueTimer, now: Timestamp) -> String {
+    let due = Timestamp::from_micros(timer.due_at);
+    let late = now.duration_since(due);
+    if late > Duration::ZERO {
+        format!(
+            "step {} to {}; due at {due}, {}s late",
+            timer.step + 1,
+            timer.target,
+            late.as_secs()
+        )
+    } else {
+        format!("step {} to {}", timer.step + 1, timer.target)
     }
 }

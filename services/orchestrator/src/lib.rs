@@ -25,6 +25,7 @@ pub mod client;
 pub mod dispatch;
 mod error;
 pub mod escalation;
+mod group;
 pub mod listing;
 pub mod metrics;
 mod orchestrator;

@@ -14,10 +14,11 @@ use sqlx::Row;
 use tokio::sync::broadcast;
 
 use crate::error::OrchestratorError;
+use crate::group;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::state::ACTIVE_STATES_SQL;
-use crate::store::Store;
+use crate::store::{Backend, Store};
 
 /// How the orchestrator runs, beyond what the [`ServiceContext`] says.
 #[derive(Clone, Debug)]
@@ -31,6 +32,9 @@ pub struct OrchestratorConfig {
     pub tick: Duration,
     /// How webhooks are retried before an action is parked.
     pub delivery: DeliveryPolicy,
+    /// How many groups of people's requests commit side by side on PostgreSQL (`None`:
+    /// two); SQLite, with its one connection, always has one.
+    pub committers: Option<usize>,
 }
 
 /// Retries of one action delivery.
@@ -68,6 +72,7 @@ impl OrchestratorConfig {
             consumer_group: "sinter-orchestrator".to_owned(),
             tick: Duration::from_secs(1),
             delivery: DeliveryPolicy::default(),
+            committers: None,
         }
     }
 }
@@ -91,6 +96,8 @@ pub(crate) struct Inner {
     pub metrics: Metrics,
     pub config: OrchestratorConfig,
     pub http: reqwest::Client,
+    /// People's requests, applied in groups by the committers (see `group`).
+    pub requests: group::Queues,
 }
 
 /// The orchestration service; cheap to clone.
@@ -164,9 +171,13 @@ impl Orchestrator {
             .build()
             .map_err(OrchestratorError::Http)?;
         let (changes, _) = broadcast::channel(WATCH_CAPACITY);
+        let committers = match store.backend() {
+            Backend::Postgres => config.committers.unwrap_or(group::POSTGRES_COMMITTERS),
+            Backend::Sqlite => 1,
+        };
         let metrics = Metrics::new(&opentelemetry::global::meter("sinter-orchestrator"));
         let orchestrator = Orchestrator {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|inner| Inner {
                 store,
                 clock,
                 bus,
@@ -175,6 +186,7 @@ impl Orchestrator {
                 metrics,
                 config,
                 http,
+                requests: group::start(inner, committers),
             }),
         };
         orchestrator.seed_metrics().await?;

@@ -15,7 +15,7 @@ use sinter_core::{Solution, Timestamp};
 use sinter_proto::events::v1::{Action, action::Trigger};
 use sqlx::AnyConnection;
 
-use crate::store::{RecommendationRow, StoreError};
+use crate::store::{RecommendationRow, StoreError, batch};
 use crate::variables::severity_word;
 
 /// How an outbox entry is delivered.
@@ -49,7 +49,38 @@ pub async fn enqueue(
     variables: &Map<String, Value>,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
-    let mut written = 0;
+    let rows = entries(solution, rule, recommendation, cause, variables, now);
+    insert(conn, &rows).await
+}
+
+/// One outbox row, ready to be written.
+#[derive(Clone, Debug)]
+pub struct OutboxRow {
+    id: String,
+    recommendation_id: String,
+    solution: String,
+    kind: &'static str,
+    target: String,
+    secret_header: String,
+    secret_ref: String,
+    action: Vec<u8>,
+    state: &'static str,
+    last_error: String,
+    created_at: i64,
+    parked_at: Option<i64>,
+}
+
+/// The outbox rows of the actions `cause` starts for `recommendation`, as [`enqueue`]
+/// writes them.
+pub fn entries(
+    solution: &Solution,
+    rule: &Rule,
+    recommendation: &RecommendationRow,
+    cause: Cause<'_>,
+    variables: &Map<String, Value>,
+    now: Timestamp,
+) -> Vec<OutboxRow> {
+    let mut rows = Vec::new();
     for (index, spec) in rule.actions.iter().enumerate() {
         if cause.trigger != Trigger::Opened && matches!(spec, ActionSpec::Webhook(_)) {
             continue;
@@ -106,27 +137,56 @@ pub async fn enqueue(
             Some(_) => (PARKED, Some(now.as_micros())),
             None => (PENDING, None),
         };
-        let result = sqlx::query(
+        rows.push(OutboxRow {
+            id,
+            recommendation_id: recommendation.id.clone(),
+            solution: recommendation.solution.clone(),
+            kind: entry.kind,
+            target: entry.target,
+            secret_header: entry.secret_header,
+            secret_ref: entry.secret_ref,
+            action: action.encode_to_vec(),
+            state,
+            last_error: entry.error.unwrap_or_default(),
+            created_at: now.as_micros(),
+            parked_at,
+        });
+    }
+    rows
+}
+
+/// Write `rows` into the outbox, one statement per [`batch::MAX_PARAMETERS`]; an id
+/// already there is left as it is. Returns how many were written.
+pub async fn insert(conn: &mut AnyConnection, rows: &[OutboxRow]) -> Result<usize, StoreError> {
+    const COLUMNS: usize = 14;
+    let mut written = 0;
+    for chunk in rows.chunks(batch::rows_per_statement(COLUMNS)) {
+        let sql = format!(
             "INSERT INTO action_outbox (id, recommendation_id, solution, kind, target, \
              secret_header, secret_ref, action, state, attempts, last_error, created_at, \
-             next_attempt_at, parked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $11, $12) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&id)
-        .bind(&recommendation.id)
-        .bind(&recommendation.solution)
-        .bind(entry.kind)
-        .bind(&entry.target)
-        .bind(&entry.secret_header)
-        .bind(&entry.secret_ref)
-        .bind(action.encode_to_vec())
-        .bind(state)
-        .bind(entry.error.unwrap_or_default())
-        .bind(now.as_micros())
-        .bind(parked_at)
-        .execute(&mut *conn)
-        .await?;
+             next_attempt_at, parked_at) VALUES {} ON CONFLICT DO NOTHING",
+            batch::values(chunk.len(), COLUMNS, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            // A new action is due at once: `next_attempt_at` is `created_at`.
+            query = query
+                .bind(row.id.as_str())
+                .bind(row.recommendation_id.as_str())
+                .bind(row.solution.as_str())
+                .bind(row.kind)
+                .bind(row.target.as_str())
+                .bind(row.secret_header.as_str())
+                .bind(row.secret_ref.as_str())
+                .bind(row.action.as_slice())
+                .bind(row.state)
+                .bind(0_i64)
+                .bind(row.last_error.as_str())
+                .bind(row.created_at)
+                .bind(row.created_at)
+                .bind(row.parked_at);
+        }
+        let result = query.execute(&mut *conn).await?;
         written += usize::try_from(result.rows_affected()).unwrap_or_default();
     }
     Ok(written)

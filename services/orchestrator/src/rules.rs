@@ -1,6 +1,8 @@
 //! Recommendation rules: each `when` condition, compiled once, judged over a situation's
 //! variables in `order` under the Solution's match policy.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use sinter_core::Solution;
 use sinter_core::solution::{MatchPolicy, Recommendation};
@@ -38,6 +40,8 @@ pub struct RuleSet {
     policy: MatchPolicy,
     rules: Vec<CompiledRule>,
     providers: Vec<String>,
+    /// CEL's standard library, built once: building it took most of judging a situation.
+    env: Arc<cel::Env>,
 }
 
 /// A rule whose condition does not compile; the Solution was checked when loaded, so this
@@ -74,6 +78,7 @@ impl RuleSet {
             policy: solution.spec.match_policy,
             rules,
             providers,
+            env: Arc::new(cel::Env::stdlib()),
         })
     }
 
@@ -94,7 +99,7 @@ impl RuleSet {
     /// rule that holds; a rule that fails is reported and judging goes on.
     pub fn judge(&self, variables: &Map<String, Value>) -> Judgement {
         let mut judgement = Judgement::default();
-        let context = match cel_context(variables) {
+        let context = match cel_context(&self.env, variables) {
             Ok(context) => context,
             Err(reason) => {
                 judgement.failures = self
@@ -133,8 +138,11 @@ impl RuleSet {
     }
 }
 
-fn cel_context(variables: &Map<String, Value>) -> Result<cel::Context<'static, 'static>, String> {
-    let mut context = cel::Context::default();
+fn cel_context(
+    env: &Arc<cel::Env>,
+    variables: &Map<String, Value>,
+) -> Result<cel::Context<'static, 'static>, String> {
+    let mut context = cel::Context::with_env(env.clone());
     for (name, value) in variables {
         let value = cel::to_value(value)
             .map_err(|error| format!("variable {name} cannot be given to CEL: {error}"))?;

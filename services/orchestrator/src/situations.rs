@@ -5,6 +5,15 @@
 //! A situation is applied at most once: its id goes into `applied_situations` in the same
 //! transaction, so a redelivered record (after a crash between commit and the bus
 //! acknowledgement) finds it there and changes nothing.
+//!
+//! A batch is written with multi-row statements: its situation ids and positions at once,
+//! and its openings together (the recommendations, then their audit entries, timers and
+//! actions, one statement each). Openings wait to be written until a clear, or a second
+//! opening for the same rule and asset, needs to see them: the result is the one applying
+//! the situations one by one gives.
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use prost::Message;
 use serde_json::{Map, Value};
@@ -21,7 +30,9 @@ use crate::orchestrator::{Orchestrator, SolutionRuntime};
 use crate::outbox::{self, Cause};
 use crate::rules::RuleFailure;
 use crate::state::{ACTIVE_STATES_SQL, State, Transition};
-use crate::store::{HistoryRow, RecommendationRow, StoreError, insert_history};
+use crate::store::{
+    HistoryRow, RecommendationRow, StoreError, batch, insert_histories, insert_history,
+};
 use crate::variables::{severity_from_word, severity_word, situation_variables};
 
 /// The actor Sinter writes in the audit trail for what it did by itself.
@@ -94,22 +105,81 @@ impl Orchestrator {
             .clone();
         let now = self.inner.clock.now();
         let mut tx = self.inner.store.begin().await?;
+        let fresh = mark_applied(&mut tx, &runtime.qualified, batch, now).await?;
+        store_positions(&mut tx, batch.iter().filter_map(|(_, at)| at.as_ref()), now).await?;
         let mut changes = Vec::new();
         let mut effects = Vec::new();
-        let mut results = Vec::with_capacity(batch.len());
-        for (situation, position) in batch {
-            let applied = apply_one(
-                &mut tx,
-                &runtime,
-                situation,
-                position.as_ref(),
-                now,
-                &mut changes,
-                &mut effects,
-            )
-            .await?;
-            results.push(applied);
+        let mut results: Vec<Applied> = batch.iter().map(|_| Applied::default()).collect();
+        let mut openings = Openings::default();
+        for (index, (situation, _)) in batch.iter().enumerate() {
+            if !fresh[index] {
+                results[index].duplicate = true;
+                continue;
+            }
+            let variables = situation_variables(situation, runtime.rules.providers());
+            let transition = situation
+                .detection
+                .as_ref()
+                .map_or(Detected::Raised, |detection| detection.transition());
+            if transition == Detected::Cleared {
+                // A clear may end what the waiting openings open: write them first.
+                let mut out = Outcomes {
+                    results: &mut results,
+                    changes: &mut changes,
+                    effects: &mut effects,
+                };
+                openings.flush(&mut tx, &runtime, now, &mut out).await?;
+                close_cleared(
+                    &mut tx,
+                    &runtime,
+                    situation,
+                    &variables,
+                    now,
+                    &mut results[index],
+                    &mut changes,
+                    &mut effects,
+                )
+                .await?;
+                continue;
+            }
+            let judgement = runtime.rules.judge(&variables);
+            results[index].failures = judgement.failures;
+            let variables = Arc::new(variables);
+            for matched in judgement.matches {
+                let Some(rule) = runtime.rules.rule(&matched.rule) else {
+                    continue;
+                };
+                let texts = match render_texts(rule, &variables) {
+                    Ok(texts) => texts,
+                    Err(reason) => {
+                        results[index].failures.push(RuleFailure {
+                            rule: rule.name.clone(),
+                            reason,
+                        });
+                        continue;
+                    }
+                };
+                let opening =
+                    Opening::new(&runtime, rule, situation, texts, now, index, &variables);
+                if openings.holds(&opening) {
+                    // A second opening for one rule and asset sees the first one's row.
+                    let mut out = Outcomes {
+                        results: &mut results,
+                        changes: &mut changes,
+                        effects: &mut effects,
+                    };
+                    openings.flush(&mut tx, &runtime, now, &mut out).await?;
+                }
+                openings.push(opening);
+            }
         }
+        let mut out = Outcomes {
+            results: &mut results,
+            changes: &mut changes,
+            effects: &mut effects,
+        };
+        openings.flush(&mut tx, &runtime, now, &mut out).await?;
+        record_failures(&mut tx, &runtime.qualified, batch, &results, now).await?;
         tx.commit().await?;
 
         let metrics = &self.inner.metrics;
@@ -141,98 +211,96 @@ impl Orchestrator {
     }
 }
 
-/// Apply one situation inside the caller's transaction.
-async fn apply_one(
+/// Record the situations of `batch` as applied, in one statement; returns, for each,
+/// whether it is new (neither applied before nor earlier in the batch).
+async fn mark_applied(
     conn: &mut AnyConnection,
-    runtime: &SolutionRuntime,
-    situation: &Situation,
-    position: Option<&Position>,
+    solution: &str,
+    batch: &[(Situation, Option<Position>)],
     now: Timestamp,
-    changes: &mut Vec<RecommendationChange>,
-    effects: &mut Vec<Effect>,
-) -> Result<Applied, OrchestratorError> {
-    let mut applied = Applied::default();
-    let fresh = sqlx::query(
-        "INSERT INTO applied_situations (solution, situation_id, applied_at) \
-         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(&runtime.qualified)
-    .bind(&situation.id)
-    .bind(now.as_micros())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if let Some(position) = position {
+) -> Result<Vec<bool>, StoreError> {
+    const COLUMNS: usize = 3;
+    let mut seen = HashSet::with_capacity(batch.len());
+    let first: Vec<bool> = batch
+        .iter()
+        .map(|(situation, _)| seen.insert(situation.id.as_str()))
+        .collect();
+    let ids: Vec<&str> = batch
+        .iter()
+        .zip(&first)
+        .filter(|(_, first)| **first)
+        .map(|((situation, _), _)| situation.id.as_str())
+        .collect();
+    let mut inserted = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(batch::rows_per_statement(COLUMNS)) {
+        let sql = format!(
+            "INSERT INTO applied_situations (solution, situation_id, applied_at) VALUES {} \
+             ON CONFLICT DO NOTHING RETURNING situation_id",
+            batch::values(chunk.len(), COLUMNS, 1)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for id in chunk {
+            query = query.bind(solution).bind(*id).bind(now.as_micros());
+        }
+        inserted.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(batch
+        .iter()
+        .zip(first)
+        .map(|((situation, _), first)| first && inserted.contains(&situation.id))
+        .collect())
+}
+
+/// Store where the batch was read up to: the furthest position per partition, which is
+/// what storing each position in turn leaves.
+async fn store_positions<'a>(
+    conn: &mut AnyConnection,
+    positions: impl Iterator<Item = &'a Position>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut furthest: Vec<&Position> = Vec::new();
+    for position in positions {
+        let same = furthest.iter_mut().find(|known| {
+            known.group == position.group
+                && known.topic == position.topic
+                && known.partition == position.partition
+        });
+        match same {
+            Some(known) if known.offset < position.offset => *known = position,
+            Some(_) => {}
+            None => furthest.push(position),
+        }
+    }
+    for position in furthest {
         store_position(conn, position, now).await?;
     }
-    if !fresh {
-        applied.duplicate = true;
-        return Ok(applied);
-    }
-    let variables = situation_variables(situation, runtime.rules.providers());
-    let transition = situation
-        .detection
-        .as_ref()
-        .map_or(Detected::Raised, |detection| detection.transition());
-    if transition == Detected::Cleared {
-        close_cleared(
-            conn,
-            runtime,
-            situation,
-            &variables,
-            now,
-            &mut applied,
-            changes,
-            effects,
-        )
-        .await?;
-    } else {
-        let judgement = runtime.rules.judge(&variables);
-        applied.failures = judgement.failures;
-        for matched in judgement.matches {
-            let Some(rule) = runtime.rules.rule(&matched.rule) else {
-                continue;
-            };
-            let texts = match render_texts(rule, &variables) {
-                Ok(texts) => texts,
-                Err(reason) => {
-                    applied.failures.push(RuleFailure {
-                        rule: rule.name.clone(),
-                        reason,
-                    });
-                    continue;
-                }
-            };
-            open_or_repeat(
-                conn,
-                runtime,
-                rule,
-                situation,
-                &variables,
-                texts,
-                now,
-                &mut applied,
-                changes,
-                effects,
+    Ok(())
+}
+
+/// Write the rules that could not be judged on the batch's situations, for operators.
+async fn record_failures(
+    conn: &mut AnyConnection,
+    solution: &str,
+    batch: &[(Situation, Option<Position>)],
+    results: &[Applied],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for ((situation, _), applied) in batch.iter().zip(results) {
+        for failure in &applied.failures {
+            sqlx::query(
+                "INSERT INTO rule_failures (solution, situation_id, rule, reason, at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
+            .bind(solution)
+            .bind(&situation.id)
+            .bind(&failure.rule)
+            .bind(&failure.reason)
+            .bind(now.as_micros())
+            .execute(&mut *conn)
             .await?;
         }
     }
-    for failure in &applied.failures {
-        sqlx::query(
-            "INSERT INTO rule_failures (solution, situation_id, rule, reason, at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(&runtime.qualified)
-        .bind(&situation.id)
-        .bind(&failure.rule)
-        .bind(&failure.reason)
-        .bind(now.as_micros())
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(applied)
+    Ok(())
 }
 
 // Limitation: positions are stored with the state but not used to resume, because the
@@ -302,69 +370,58 @@ fn asset_key(situation: &Situation) -> (String, String, String) {
     (key, asset, device)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn open_or_repeat(
-    conn: &mut AnyConnection,
-    runtime: &SolutionRuntime,
-    rule: &Rule,
-    situation: &Situation,
-    variables: &Map<String, Value>,
-    texts: Texts,
-    now: Timestamp,
-    applied: &mut Applied,
-    changes: &mut Vec<RecommendationChange>,
-    effects: &mut Vec<Effect>,
-) -> Result<(), StoreError> {
-    let (key, asset_id, device_id) = asset_key(situation);
-    let detection_severity = situation
-        .detection
-        .as_ref()
-        .map_or(Severity::Unspecified, |detection| detection.severity());
-    let severity = rule
-        .severity
-        .map(|severity| severity_from_word(&severity.to_string()))
-        .unwrap_or(detection_severity);
-    let incident = situation
-        .detection
-        .as_ref()
-        .map(|detection| detection.incident_id.clone())
-        .unwrap_or_default();
-    let id = sinter_core::id::derive(
-        "rc",
-        &[
-            runtime.qualified.as_bytes(),
-            rule.name.as_bytes(),
-            key.as_bytes(),
-            situation.id.as_bytes(),
-        ],
-    );
-    let encoded = situation.encode_to_vec();
-    let inserted = sqlx::query(
-        "INSERT INTO recommendations (id, solution, rule, asset_key, asset_id, device_id, \
-         state, severity, title, description, situation, incident_id, occurrences, \
-         opened_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $10, $11, 1, $12, $12) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&id)
-    .bind(&runtime.qualified)
-    .bind(&rule.name)
-    .bind(&key)
-    .bind(&asset_id)
-    .bind(&device_id)
-    .bind(severity as i32 as i64)
-    .bind(&texts.title)
-    .bind(&texts.description)
-    .bind(encoded.as_slice())
-    .bind(&incident)
-    .bind(now.as_micros())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if inserted {
+/// Where the outcomes of a batch's situations go.
+struct Outcomes<'a> {
+    results: &'a mut [Applied],
+    changes: &'a mut Vec<RecommendationChange>,
+    effects: &'a mut Vec<Effect>,
+}
+
+/// A recommendation a matching rule opens, unless one is active for its rule and asset.
+struct Opening<'a> {
+    /// The situation's place in the batch.
+    index: usize,
+    rule: &'a Rule,
+    situation: &'a Situation,
+    variables: Arc<Map<String, Value>>,
+    row: RecommendationRow,
+}
+
+impl<'a> Opening<'a> {
+    fn new(
+        runtime: &SolutionRuntime,
+        rule: &'a Rule,
+        situation: &'a Situation,
+        texts: Texts,
+        now: Timestamp,
+        index: usize,
+        variables: &Arc<Map<String, Value>>,
+    ) -> Opening<'a> {
+        let (key, asset_id, device_id) = asset_key(situation);
+        let detection_severity = situation
+            .detection
+            .as_ref()
+            .map_or(Severity::Unspecified, |detection| detection.severity());
+        let severity = rule
+            .severity
+            .map(|severity| severity_from_word(&severity.to_string()))
+            .unwrap_or(detection_severity);
+        let incident = situation
+            .detection
+            .as_ref()
+            .map(|detection| detection.incident_id.clone())
+            .unwrap_or_default();
+        let id = sinter_core::id::derive(
+            "rc",
+            &[
+                runtime.qualified.as_bytes(),
+                rule.name.as_bytes(),
+                key.as_bytes(),
+                situation.id.as_bytes(),
+            ],
+        );
         let row = RecommendationRow {
-            id: id.clone(),
+            id,
             solution: runtime.qualified.clone(),
             rule: rule.name.clone(),
             asset_key: key,
@@ -374,7 +431,7 @@ async fn open_or_repeat(
             severity: severity as i32,
             title: texts.title,
             description: texts.description,
-            situation: encoded,
+            situation: situation.encode_to_vec(),
             incident_id: incident,
             occurrences: 1,
             assignee: String::new(),
@@ -386,37 +443,164 @@ async fn open_or_repeat(
             resolved_at: None,
             updated_at: now.as_micros(),
         };
-        let entry = insert_history(
-            conn,
-            &HistoryRow {
-                recommendation_id: &id,
+        Opening {
+            index,
+            rule,
+            situation,
+            variables: variables.clone(),
+            row,
+        }
+    }
+
+    fn key(&self) -> (String, String) {
+        (self.row.rule.clone(), self.row.asset_key.clone())
+    }
+}
+
+/// Openings waiting to be written together, at most one per rule and asset, so that
+/// none of them can depend on another.
+#[derive(Default)]
+struct Openings<'a> {
+    waiting: Vec<Opening<'a>>,
+    keys: HashSet<(String, String)>,
+}
+
+impl<'a> Openings<'a> {
+    /// Whether an opening for the same rule and asset waits already.
+    fn holds(&self, opening: &Opening<'_>) -> bool {
+        self.keys.contains(&opening.key())
+    }
+
+    fn push(&mut self, opening: Opening<'a>) {
+        self.keys.insert(opening.key());
+        self.waiting.push(opening);
+    }
+
+    /// Write the waiting openings: the recommendations in one statement, then, for those
+    /// written, their audit entries, timers and actions in one statement each. An opening
+    /// whose rule and asset has an active recommendation adds an occurrence to it instead.
+    async fn flush(
+        &mut self,
+        conn: &mut AnyConnection,
+        runtime: &SolutionRuntime,
+        now: Timestamp,
+        out: &mut Outcomes<'_>,
+    ) -> Result<(), StoreError> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        self.keys.clear();
+        let waiting = std::mem::take(&mut self.waiting);
+        let inserted = insert_recommendations(conn, &waiting).await?;
+        let (opened, repeats): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .partition(|opening| inserted.contains(&opening.row.id));
+        let comments: Vec<String> = opened
+            .iter()
+            .map(|opening| format!("situation {}", opening.situation.id))
+            .collect();
+        let history: Vec<HistoryRow<'_>> = opened
+            .iter()
+            .zip(&comments)
+            .map(|(opening, comment)| HistoryRow {
+                recommendation_id: &opening.row.id,
                 at: now,
                 actor: SYSTEM_ACTOR,
                 event: "opened",
                 from: None,
                 to: Some(State::Open),
-                comment: &format!("situation {}", situation.id),
-            },
-        )
-        .await?;
-        escalation::schedule(conn, &id, rule, now).await?;
+                comment,
+            })
+            .collect();
+        let entries = insert_histories(conn, &history).await?;
+        let mut timers = Vec::new();
+        let mut actions = Vec::new();
         let cause = Cause {
             trigger: Trigger::Opened,
             step: 0,
             target: "",
         };
-        outbox::enqueue(conn, &runtime.solution, rule, &row, cause, variables, now).await?;
-        changes.push(RecommendationChange {
-            recommendation: Some(row.to_proto()?),
-            change: Some(entry),
-        });
-        effects.push(Effect::Opened {
-            rule: rule.name.clone(),
-            severity: severity_word(severity).to_owned(),
-        });
-        applied.opened.push(id);
-        return Ok(());
+        for opening in &opened {
+            timers.extend(escalation::ladder(&opening.row.id, opening.rule, now));
+            actions.extend(outbox::entries(
+                &runtime.solution,
+                opening.rule,
+                &opening.row,
+                cause,
+                &opening.variables,
+                now,
+            ));
+        }
+        escalation::insert_timers(conn, &timers).await?;
+        outbox::insert(conn, &actions).await?;
+        for (opening, entry) in opened.into_iter().zip(entries) {
+            let severity = Severity::try_from(opening.row.severity).unwrap_or_default();
+            out.changes.push(RecommendationChange {
+                recommendation: Some(opening.row.to_proto()?),
+                change: Some(entry),
+            });
+            out.effects.push(Effect::Opened {
+                rule: opening.row.rule.clone(),
+                severity: severity_word(severity).to_owned(),
+            });
+            out.results[opening.index].opened.push(opening.row.id);
+        }
+        for opening in repeats {
+            repeat(conn, runtime, &opening, now, out).await?;
+        }
+        Ok(())
     }
+}
+
+/// Insert the openings' recommendations, one statement per [`batch::MAX_PARAMETERS`];
+/// returns the ids inserted (not those an active one for the rule and asset, or the very
+/// same id, stood in the way of).
+async fn insert_recommendations(
+    conn: &mut AnyConnection,
+    openings: &[Opening<'_>],
+) -> Result<HashSet<String>, StoreError> {
+    const COLUMNS: usize = 15;
+    let mut inserted = HashSet::with_capacity(openings.len());
+    for chunk in openings.chunks(batch::rows_per_statement(COLUMNS)) {
+        let sql = format!(
+            "INSERT INTO recommendations (id, solution, rule, asset_key, asset_id, device_id, \
+             state, severity, title, description, situation, incident_id, occurrences, \
+             opened_at, updated_at) VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+            batch::values(chunk.len(), COLUMNS, 1)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for opening in chunk {
+            let row = &opening.row;
+            query = query
+                .bind(row.id.as_str())
+                .bind(row.solution.as_str())
+                .bind(row.rule.as_str())
+                .bind(row.asset_key.as_str())
+                .bind(row.asset_id.as_str())
+                .bind(row.device_id.as_str())
+                .bind(row.state.as_str())
+                .bind(i64::from(row.severity))
+                .bind(row.title.as_str())
+                .bind(row.description.as_str())
+                .bind(row.situation.as_slice())
+                .bind(row.incident_id.as_str())
+                .bind(row.occurrences)
+                .bind(row.opened_at)
+                .bind(row.updated_at);
+        }
+        inserted.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(inserted)
+}
+
+/// One more occurrence of the active recommendation for the opening's rule and asset.
+async fn repeat(
+    conn: &mut AnyConnection,
+    runtime: &SolutionRuntime,
+    opening: &Opening<'_>,
+    now: Timestamp,
+    out: &mut Outcomes<'_>,
+) -> Result<(), StoreError> {
     // Limitation: only the latest raising incident is kept, so when two incidents feed one
     // recommendation the clear of the latest ends it.
     let update = format!(
@@ -425,11 +609,11 @@ async fn open_or_repeat(
          AND state IN {ACTIVE_STATES_SQL} RETURNING id"
     );
     let repeated: Option<String> = sqlx::query_scalar(&update)
-        .bind(&incident)
+        .bind(&opening.row.incident_id)
         .bind(now.as_micros())
         .bind(&runtime.qualified)
-        .bind(&rule.name)
-        .bind(&key)
+        .bind(&opening.row.rule)
+        .bind(&opening.row.asset_key)
         .fetch_optional(&mut *conn)
         .await?;
     let Some(repeated) = repeated else {
@@ -449,15 +633,15 @@ async fn open_or_repeat(
             event: "occurrence",
             from: Some(row.state),
             to: Some(row.state),
-            comment: &format!("situation {}", situation.id),
+            comment: &format!("situation {}", opening.situation.id),
         },
     )
     .await?;
-    changes.push(RecommendationChange {
+    out.changes.push(RecommendationChange {
         recommendation: Some(row.to_proto()?),
         change: Some(entry),
     });
-    applied.repeated.push(repeated);
+    out.results[opening.index].repeated.push(repeated);
     Ok(())
 }
 

@@ -1,20 +1,14 @@
 //! Human tasks: what people do to a recommendation (acknowledge, assign, comment,
-//! resolve, reopen), each a checked transition written with its audit entry.
+//! resolve, reopen), each a checked transition written with its audit entry; concurrent
+//! requests share a transaction (see `group`).
 
-use serde_json::Map;
-use sinter_core::Timestamp;
-use sinter_proto::events::v1::{Severity, action::Trigger};
-use sinter_proto::orchestrator::v1::{Outcome, Recommendation, RecommendationChange};
+use sinter_proto::orchestrator::v1::{Outcome, Recommendation};
 
 use crate::error::OrchestratorError;
-use crate::escalation;
+use crate::group::Change;
 use crate::orchestrator::Orchestrator;
-use crate::outbox::{self, Cause};
 use crate::state::{State, Transition};
-use crate::store::{
-    HistoryRow, RecommendationRow, StoreError, history_entry, insert_history, is_unique_violation,
-};
-use crate::variables::{severity_word, situation_variables};
+use crate::store::{RecommendationRow, StoreError, history_entry};
 
 /// Why a person's request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -137,35 +131,7 @@ impl Orchestrator {
                 reason: "is empty".to_owned(),
             });
         }
-        let now = self.inner.clock.now();
-        let mut tx = self.inner.store.begin().await?;
-        let row = RecommendationRow::load(&mut tx, request.id)
-            .await?
-            .ok_or_else(|| TaskError::NotFound(request.id.to_owned()))?;
-        sqlx::query("UPDATE recommendations SET updated_at = $1 WHERE id = $2")
-            .bind(now.as_micros())
-            .bind(request.id)
-            .execute(&mut *tx)
-            .await?;
-        let entry = insert_history(
-            &mut tx,
-            &HistoryRow {
-                recommendation_id: request.id,
-                at: now,
-                actor: actor(request.actor),
-                event: "commented",
-                from: Some(row.state),
-                to: Some(row.state),
-                comment: request.comment,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        let updated = RecommendationRow {
-            updated_at: now.as_micros(),
-            ..row
-        };
-        self.finish(&updated, entry)
+        self.submit(request, Change::Comment).await
     }
 
     async fn transition(
@@ -174,148 +140,15 @@ impl Orchestrator {
         transition: Transition,
         assignee: Option<&str>,
     ) -> Result<Recommendation, TaskError> {
-        let now = self.inner.clock.now();
-        let mut tx = self.inner.store.begin().await?;
-        let row = RecommendationRow::load(&mut tx, request.id)
-            .await?
-            .ok_or_else(|| TaskError::NotFound(request.id.to_owned()))?;
-        let wrong_state = |state: State| TaskError::WrongState {
-            id: request.id.to_owned(),
-            state,
-            verb: transition.verb(),
+        let change = Change::Transition {
+            transition,
+            assignee: assignee.map(str::to_owned),
         };
-        let to = transition.apply(row.state).ok_or(wrong_state(row.state))?;
-        let first_acknowledgement =
-            matches!(transition, Transition::Acknowledge | Transition::Assign)
-                && row.acknowledged_at.is_none();
-        let acknowledged_at = if first_acknowledgement {
-            Some(now.as_micros())
-        } else if transition == Transition::Reopen {
-            None
-        } else {
-            row.acknowledged_at
-        };
-        let (outcome, resolved_at) = match transition {
-            Transition::Resolve(outcome) => (outcome as i32, Some(now.as_micros())),
-            Transition::Reopen => (Outcome::Unspecified as i32, None),
-            _ => (row.outcome, row.resolved_at),
-        };
-        let new_assignee = assignee.unwrap_or(&row.assignee);
-        let updated = sqlx::query(
-            "UPDATE recommendations SET state = $1, acknowledged_at = $2, outcome = $3, \
-             resolved_at = $4, assignee = $5, updated_at = $6 WHERE id = $7 AND state = $8",
-        )
-        .bind(to.as_str())
-        .bind(acknowledged_at)
-        .bind(i64::from(outcome))
-        .bind(resolved_at)
-        .bind(new_assignee)
-        .bind(now.as_micros())
-        .bind(request.id)
-        .bind(row.state.as_str())
-        .execute(&mut *tx)
-        .await;
-        let updated = match updated {
-            Ok(result) => result.rows_affected(),
-            Err(error) if is_unique_violation(&error) => {
-                drop(tx);
-                return Err(self.already_active(&row).await);
-            }
-            Err(error) => return Err(error.into()),
-        };
-        if updated != 1 {
-            // Someone else changed it in between: report the state it has now.
-            drop(tx);
-            let current = self.recommendation(request.id).await?;
-            let state = State::from_proto(current.state()).unwrap_or(row.state);
-            return Err(wrong_state(state));
-        }
-        if transition != Transition::Reopen {
-            escalation::cancel(&mut tx, request.id).await?;
-        }
-        let comment = match assignee {
-            Some(assignee) if request.comment.is_empty() => format!("assigned to {assignee}"),
-            Some(assignee) => format!("assigned to {assignee}: {}", request.comment),
-            None => request.comment.to_owned(),
-        };
-        let entry = insert_history(
-            &mut tx,
-            &HistoryRow {
-                recommendation_id: request.id,
-                at: now,
-                actor: actor(request.actor),
-                event: transition.event(),
-                from: Some(row.state),
-                to: Some(to),
-                comment: &comment,
-            },
-        )
-        .await?;
-        let updated_row = RecommendationRow {
-            state: to,
-            acknowledged_at,
-            outcome,
-            resolved_at,
-            assignee: new_assignee.to_owned(),
-            updated_at: now.as_micros(),
-            ..row.clone()
-        };
-        if !to.is_active() {
-            self.enqueue_resolved(&mut tx, &updated_row, now).await?;
-        }
-        tx.commit().await?;
-
-        let severity = Severity::try_from(row.severity)
-            .map(severity_word)
-            .unwrap_or_default();
-        let opened_at = Timestamp::from_micros(row.opened_at);
-        let metrics = &self.inner.metrics;
-        if first_acknowledgement {
-            metrics.acknowledged(&row.rule, severity, now.duration_since(opened_at));
-        }
-        match transition {
-            Transition::Resolve(outcome) => {
-                let word = if outcome == Outcome::FalseAlarm {
-                    "false_alarm"
-                } else {
-                    "fixed"
-                };
-                metrics.ended(&row.rule, severity, word, now.duration_since(opened_at));
-            }
-            Transition::Reopen => metrics.reopened(&row.rule),
-            _ => {}
-        }
-        tracing::info!(recommendation = %request.id, actor = %actor(request.actor),
-            from = %row.state, to = %to, "Recommendation changed.");
-        self.finish(&updated_row, entry)
+        self.submit(request, change).await
     }
 
-    async fn enqueue_resolved(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        row: &RecommendationRow,
-        now: Timestamp,
-    ) -> Result<(), TaskError> {
-        let Some(runtime) = self.solution(&row.solution).cloned() else {
-            return Ok(());
-        };
-        let Some(rule) = runtime.rules.rule(&row.rule) else {
-            return Ok(());
-        };
-        let variables = match row.to_proto()?.situation {
-            Some(situation) => situation_variables(&situation, runtime.rules.providers()),
-            None => Map::new(),
-        };
-        let cause = Cause {
-            trigger: Trigger::Resolved,
-            step: 0,
-            target: &row.assignee,
-        };
-        outbox::enqueue(conn, &runtime.solution, rule, row, cause, &variables, now).await?;
-        Ok(())
-    }
-
-    async fn already_active(&self, row: &RecommendationRow) -> TaskError {
+    /// The error for reopening `row` while another is active for its rule and asset.
+    pub(crate) async fn already_active(&self, row: &RecommendationRow) -> TaskError {
         let sql = format!(
             "SELECT id FROM recommendations WHERE solution = $1 AND rule = $2 \
              AND asset_key = $3 AND state IN {}",
@@ -336,25 +169,10 @@ impl Orchestrator {
             Err(error) => error.into(),
         }
     }
-
-    /// Tell watchers and answer with the changed recommendation (without its history, as
-    /// lists show it; `GetRecommendation` gives the history).
-    fn finish(
-        &self,
-        row: &RecommendationRow,
-        entry: sinter_proto::orchestrator::v1::HistoryEntry,
-    ) -> Result<Recommendation, TaskError> {
-        let recommendation = row.to_proto()?;
-        self.publish(vec![RecommendationChange {
-            recommendation: Some(recommendation.clone()),
-            change: Some(entry),
-        }]);
-        Ok(recommendation)
-    }
 }
 
 /// The actor written in the audit trail; a request without one is `anonymous`.
-fn actor(actor: &str) -> &str {
+pub(crate) fn actor(actor: &str) -> &str {
     let actor = actor.trim();
     if actor.is_empty() { "anonymous" } else { actor }
 }

@@ -8,6 +8,7 @@
 //! meet `SQLITE_BUSY`; PostgreSQL gets a pool and relies on its row locks and the
 //! partial unique index.
 
+pub mod batch;
 pub mod rows;
 
 use std::str::FromStr;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 
-pub use rows::{HistoryRow, RecommendationRow, history_entry, insert_history};
+pub use rows::{HistoryRow, RecommendationRow, history_entry, insert_histories, insert_history};
 
 /// Which database is behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,5 +1,7 @@
 //! Rows of the recommendations and history tables, and their protobuf form.
 
+use std::collections::HashMap;
+
 use prost::Message;
 use sinter_core::Timestamp;
 use sinter_proto::events::v1::Situation;
@@ -8,6 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::StoreError;
+use super::batch;
 use crate::state::State;
 
 /// The columns [`RecommendationRow::from_row`] reads, in a `SELECT`.
@@ -86,6 +89,30 @@ impl RecommendationRow {
             .transpose()?)
     }
 
+    /// Load the recommendations among `ids` that exist, by id, in one statement per
+    /// [`batch::MAX_PARAMETERS`] ids.
+    pub async fn load_many(
+        conn: &mut AnyConnection,
+        ids: &[&str],
+    ) -> Result<HashMap<String, RecommendationRow>, StoreError> {
+        let mut rows = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(batch::rows_per_statement(1)) {
+            let sql = format!(
+                "SELECT {RECOMMENDATION_COLUMNS} FROM recommendations WHERE id IN ({})",
+                batch::list(chunk.len(), 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                let row = RecommendationRow::from_row(&row)?;
+                rows.insert(row.id.clone(), row);
+            }
+        }
+        Ok(rows)
+    }
+
     /// The protobuf form, without history.
     pub fn to_proto(&self) -> Result<Recommendation, StoreError> {
         let situation =
@@ -136,28 +163,55 @@ pub async fn insert_history(
     conn: &mut AnyConnection,
     entry: &HistoryRow<'_>,
 ) -> Result<HistoryEntry, StoreError> {
-    sqlx::query(
-        "INSERT INTO recommendation_history \
-         (recommendation_id, at, actor, event, from_state, to_state, comment) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(entry.recommendation_id)
-    .bind(entry.at.as_micros())
-    .bind(entry.actor)
-    .bind(entry.event)
-    .bind(entry.from.map(State::as_str).unwrap_or(""))
-    .bind(entry.to.map(State::as_str).unwrap_or(""))
-    .bind(entry.comment)
-    .execute(conn)
-    .await?;
-    Ok(HistoryEntry {
-        at: Some(micros(entry.at.as_micros())),
-        actor: entry.actor.to_owned(),
-        event: entry.event.to_owned(),
-        from_state: proto_state(entry.from),
-        to_state: proto_state(entry.to),
-        comment: entry.comment.to_owned(),
-    })
+    let mut entries = insert_histories(conn, std::slice::from_ref(entry)).await?;
+    entries
+        .pop()
+        .ok_or(StoreError::Sql(sqlx::Error::RowNotFound))
+}
+
+/// Append `entries` to their recommendations' audit trails, in this order, in one
+/// statement per [`batch::MAX_PARAMETERS`]; returns them in protobuf form.
+pub async fn insert_histories(
+    conn: &mut AnyConnection,
+    entries: &[HistoryRow<'_>],
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    const COLUMNS: usize = 7;
+    for chunk in entries.chunks(batch::rows_per_statement(COLUMNS)) {
+        // Both databases number the rows of one VALUES list in list order (PostgreSQL takes
+        // the `seq` default row by row as it scans the list), so the trail keeps its order.
+        let sql = format!(
+            "INSERT INTO recommendation_history \
+             (recommendation_id, at, actor, event, from_state, to_state, comment) VALUES {}",
+            batch::values(chunk.len(), COLUMNS, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for entry in chunk {
+            query = query
+                .bind(entry.recommendation_id)
+                .bind(entry.at.as_micros())
+                .bind(entry.actor)
+                .bind(entry.event)
+                .bind(entry.from.map(State::as_str).unwrap_or(""))
+                .bind(entry.to.map(State::as_str).unwrap_or(""))
+                .bind(entry.comment);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(entries.iter().map(HistoryRow::to_proto).collect())
+}
+
+impl HistoryRow<'_> {
+    /// The protobuf form of this entry.
+    pub fn to_proto(&self) -> HistoryEntry {
+        HistoryEntry {
+            at: Some(micros(self.at.as_micros())),
+            actor: self.actor.to_owned(),
+            event: self.event.to_owned(),
+            from_state: proto_state(self.from),
+            to_state: proto_state(self.to),
+            comment: self.comment.to_owned(),
+        }
+    }
 }
 
 /// The audit trail of recommendation `id`, oldest first.

@@ -257,6 +257,17 @@ impl Harness {
         clock: ManualClock,
         bus: Option<Arc<EmbeddedBus>>,
     ) -> Harness {
+        Harness::start_configured(database, webhook, clock, bus, test_config(&database.url)).await
+    }
+
+    /// [`Harness::start_with`] with `config`.
+    pub async fn start_configured(
+        database: &TestDatabase,
+        webhook: &str,
+        clock: ManualClock,
+        bus: Option<Arc<EmbeddedBus>>,
+        config: OrchestratorConfig,
+    ) -> Harness {
         let solution = solution(webhook, &secret_file());
         let bus = match bus {
             Some(bus) => bus,
@@ -279,7 +290,7 @@ impl Harness {
             bus.clone() as Arc<dyn Bus>,
             Arc::new(clock.clone()),
             store,
-            test_config(&database.url),
+            config,
         )
         .await
         .expect("build the orchestrator");

@@ -27,7 +27,12 @@ type Key = u128;
 fn key(id: &str) -> Key {
     let digits = id
         .strip_prefix("rd-")
-        .filter(|digits| digits.len() == 32)
+        .filter(|digits| {
+            digits.len() == 32
+                && digits
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
         .and_then(|digits| u128::from_str_radix(digits, 16).ok());
     match digits {
         Some(key) => key,
@@ -308,6 +313,11 @@ mod tests {
         let digits = u128::from_str_radix(&id[3..], 16).unwrap();
         assert_eq!(key(&id), digits);
         assert_ne!(key("rd-not-hex"), key("rd-not-hex!"));
+        // Only the derived form is read as digits: not a sign, not upper case.
+        let upper = id.to_uppercase().replacen("RD-", "rd-", 1);
+        assert_ne!(key(&upper), key(&id));
+        let signed = format!("rd-+{}", &id[4..]);
+        assert_ne!(key(&signed), u128::from_str_radix(&id[4..], 16).unwrap());
         assert_eq!(key("plain"), key("plain"));
         let dedup = Dedup::new(Duration::from_secs(60), 10);
         let now = Timestamp::from_secs(1);

@@ -500,8 +500,12 @@ impl Ingestor {
                 input.ok(),
             )),
             (None, Err(refusal)) => Err((refusal, None)),
-            (None, Ok(input)) => validate::check_owned(input, &served.solution.spec, now)
-                .map_err(|(refusal, input)| (refusal, Some(input))),
+            (None, Ok(input)) => {
+                validate::check_owned(input, &served.solution.spec, now).map_err(|refused| {
+                    let (refusal, input) = *refused;
+                    (refusal, Some(input))
+                })
+            }
         };
         checked.map_err(|(refusal, input)| {
             let device_hint = input

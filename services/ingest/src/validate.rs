@@ -127,7 +127,7 @@ pub fn check_owned(
     input: ReadingInput,
     spec: &SolutionSpec,
     now: Timestamp,
-) -> Result<ValidReading, (Refusal, ReadingInput)> {
+) -> Result<ValidReading, Box<(Refusal, ReadingInput)>> {
     match verdict(&input, spec, now) {
         Ok(verdict) => Ok(ValidReading {
             device_id: input.device_id,
@@ -138,7 +138,7 @@ pub fn check_owned(
             timestamp_unit: verdict.timestamp_unit,
             message_id: input.message_id,
         }),
-        Err(refusal) => Err((refusal, input)),
+        Err(refusal) => Err(Box::new((refusal, input))),
     }
 }
 
@@ -348,7 +348,8 @@ spec:
         let owned = check_owned(input.clone(), spec, now);
         match (&borrowed, owned) {
             (Ok(valid), Ok(owned)) => assert_eq!(valid, &owned),
-            (Err(refusal), Err((owned, returned))) => {
+            (Err(refusal), Err(refused)) => {
+                let (owned, returned) = *refused;
                 assert_eq!(refusal.code, owned.code);
                 assert_eq!(refusal.message, owned.message);
                 // Compared encoded: a NaN value is never equal to itself.

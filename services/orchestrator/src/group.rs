@@ -251,6 +251,15 @@ impl Orchestrator {
             match self.apply(alone).await {
                 Ok(applied) => return applied,
                 Err(GroupFailure::Changed(_)) if attempt < ALONE_ATTEMPTS => attempt += 1,
+                // Clears and escalations lock a recommendation and its timers in the other
+                // order; PostgreSQL ends one side of such a deadlock, and this side goes again.
+                Err(GroupFailure::Store(error))
+                    if attempt < ALONE_ATTEMPTS && crate::store::is_transient_conflict(&error) =>
+                {
+                    tracing::debug!(id = %request.id, error = %error,
+                        "Request met a lock conflict; applying it again.");
+                    attempt += 1;
+                }
                 Err(failure) => {
                     return Applied {
                         results: vec![Err(self.explain(request, failure).await)],

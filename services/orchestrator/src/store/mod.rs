@@ -137,6 +137,17 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Whether `error` is PostgreSQL ending a transaction so that it can be run again: a
+/// deadlock (`40P01`) or a serialization failure (`40001`).
+pub fn is_transient_conflict(error: &StoreError) -> bool {
+    match error {
+        StoreError::Sql(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40P01") | Some("40001"))
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

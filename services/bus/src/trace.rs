@@ -32,11 +32,7 @@ pub const TRACESTATE_HEADER: &str = "tracestate";
 /// Writes the current span's trace context into `headers`, replacing any there. Does
 /// nothing when the current span has no OpenTelemetry context (no tracing layer, or no span).
 pub(crate) fn inject_current_context(headers: &mut Headers) {
-    let context = tracing::Span::current().context();
-    if !context.span().span_context().is_valid() {
-        return;
-    }
-    TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+    current_headers().apply(headers);
 }
 
 /// The current span's trace context as headers, taken once for many records.

@@ -59,14 +59,16 @@ impl KafkaProducer {
         &self,
         topic: &str,
         record: &Record,
-        headers: &OwnedHeaders,
+        headers: Option<&OwnedHeaders>,
         report: Box<Report>,
         started: Instant,
     ) -> Result<(), (KafkaError, Box<Report>)> {
         let mut outgoing = BaseRecord::with_opaque_to(topic, report)
             .key(&record.key[..])
-            .payload(&record.payload[..])
-            .headers(headers.clone());
+            .payload(&record.payload[..]);
+        if let Some(headers) = headers {
+            outgoing = outgoing.headers(headers.clone());
+        }
         if let Some(millis) = record.timestamp.and_then(epoch_millis) {
             outgoing = outgoing.timestamp(millis);
         }
@@ -97,7 +99,7 @@ impl Producer for KafkaProducer {
             source,
         };
         if let Err((error, _)) = self
-            .enqueue(topic, &record, &headers, report, Instant::now())
+            .enqueue(topic, &record, headers.as_ref(), report, Instant::now())
             .await
         {
             return Err(failed(error));
@@ -125,20 +127,22 @@ impl Producer for KafkaProducer {
         for (index, mut record) in records.into_iter().enumerate() {
             trace_headers.apply(&mut record.headers);
             // Records of one batch usually carry the same headers: convert them once.
-            let headers = match &last_headers {
-                Some((same, converted)) if *same == record.headers => converted.clone(),
-                _ => {
-                    let converted = kafka_headers(&record.headers);
-                    last_headers = Some((record.headers.clone(), converted.clone()));
-                    converted
-                }
-            };
+            if record.headers.is_empty() {
+                last_headers = None;
+            } else if last_headers
+                .as_ref()
+                .is_none_or(|(same, _)| *same != record.headers)
+            {
+                last_headers = kafka_headers(&record.headers)
+                    .map(|converted| (record.headers.clone(), converted));
+            }
+            let headers = last_headers.as_ref().map(|(_, converted)| converted);
             let report = Box::new(Report::Slot {
                 batch: batch.clone(),
                 index,
             });
             if let Err((error, report)) = self
-                .enqueue(topic, &record, &headers, report, started)
+                .enqueue(topic, &record, headers, report, started)
                 .await
             {
                 report.settle(Err(error));
@@ -265,8 +269,12 @@ impl ProducerContext for ReportContext {
     }
 }
 
-fn kafka_headers(headers: &Headers) -> OwnedHeaders {
-    headers.iter().fold(
+/// `headers` for librdkafka; none for a record without headers.
+fn kafka_headers(headers: &Headers) -> Option<OwnedHeaders> {
+    if headers.is_empty() {
+        return None;
+    }
+    Some(headers.iter().fold(
         OwnedHeaders::new_with_capacity(headers.len()),
         |kafka, header| {
             kafka.insert(KafkaHeader {
@@ -274,7 +282,7 @@ fn kafka_headers(headers: &Headers) -> OwnedHeaders {
                 value: Some(&header.value[..]),
             })
         },
-    )
+    ))
 }
 
 fn epoch_millis(time: SystemTime) -> Option<i64> {

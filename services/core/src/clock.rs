@@ -93,13 +93,14 @@ impl Timestamp {
     }
 }
 
+/// RFC 3339 in UTC with microseconds (`2026-12-03T08:15:00.000000Z`), before 1970 too; a
+/// time beyond what a calendar date can hold is shown as its microseconds since the epoch.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}",
-            humantime::format_rfc3339_micros(self.to_system_time())
-        )
+        match chrono::DateTime::from_timestamp_micros(self.0) {
+            Some(at) => write!(f, "{}", at.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
+            None => write!(f, "{}us since the epoch", self.0),
+        }
     }
 }
 
@@ -157,6 +158,29 @@ pub type SharedClock = Arc<dyn Clock>;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_display_as_rfc3339_before_and_after_1970() {
+        let at = Timestamp::from_micros(1_764_749_700_000_123);
+        assert_eq!(at.to_string(), "2025-12-03T08:15:00.000123Z");
+        assert_eq!(
+            Timestamp::from_micros(0).to_string(),
+            "1970-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            Timestamp::from_secs(-5).to_string(),
+            "1969-12-31T23:59:55.000000Z"
+        );
+        assert_eq!(
+            Timestamp::from_micros(-315_619_200_000_000).to_string(),
+            "1960-01-01T00:00:00.000000Z"
+        );
+        assert!(
+            Timestamp::from_micros(i64::MIN)
+                .to_string()
+                .contains("since the epoch")
+        );
+    }
+
     use super::*;
 
     #[test]

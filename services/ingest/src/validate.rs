@@ -420,6 +420,18 @@ spec:
     }
 
     #[test]
+    fn times_before_1970_are_refused_as_too_old() {
+        let spec = solution_spec("parse");
+        let now = Timestamp::from_secs(NOW);
+        for time in [Time::Epoch(-5), Time::Ts("1960-01-01T00:00:00Z".into())] {
+            let old = input("temp", InputValue::Number(1.0), Some(time));
+            let refusal = check(&old, &spec, now).expect_err("a 1960s reading is too old");
+            assert_eq!(refusal.code, ReasonCode::TooOld);
+            assert!(refusal.message.starts_with("ts: 19"), "{}", refusal.message);
+        }
+    }
+
+    #[test]
     fn devices_and_times() {
         let spec = solution_spec("parse");
         let mut unknown = input("temp", InputValue::Number(1.0), None);

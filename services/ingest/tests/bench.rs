@@ -28,6 +28,12 @@ async fn the_load_generator_reports_every_measurement() -> anyhow::Result<()> {
     );
     let printed = report.to_string();
     assert!(printed.contains("ratio ingest / raw"), "{printed}");
-    assert!(printed.contains("medians of 2 rounds"), "{printed}");
+    assert!(printed.contains("median of 2 rounds' ratios"), "{printed}");
+    let middle = (report.round_ratios[0] + report.round_ratios[1]) / 2.0;
+    assert!(
+        (report.ratio() - middle).abs() < 1e-9,
+        "{} vs {middle}",
+        report.ratio()
+    );
     Ok(())
 }

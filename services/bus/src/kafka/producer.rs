@@ -141,9 +141,8 @@ impl Producer for KafkaProducer {
                 batch: batch.clone(),
                 index,
             });
-            if let Err((error, report)) = self
-                .enqueue(topic, &record, headers, report, started)
-                .await
+            if let Err((error, report)) =
+                self.enqueue(topic, &record, headers, report, started).await
             {
                 report.settle(Err(error));
             }

@@ -13,6 +13,7 @@ use sinter_core::{SharedClock, Timestamp};
 use sinter_proto::events::v1 as pb;
 use sinter_runtime::{BoxError, Service, ServiceContext, Shutdown};
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
 
 use crate::convert;
@@ -26,8 +27,8 @@ pub struct AnalyticsConfig {
     pub database_url: String,
     /// The consumer group on the telemetry topics.
     pub group: String,
-    /// Checkpoint after this many records (20,000 by default: a checkpoint writes each
-    /// changed partition's whole state and holds up the partition meanwhile)...
+    /// Checkpoint after this many records (20,000 by default: a checkpoint copies each
+    /// changed partition's whole state, then writes it while records keep flowing)...
     pub checkpoint_every: u64,
     /// ...or this long after the last checkpoint, whichever comes first.
     pub checkpoint_interval: Duration,
@@ -55,6 +56,8 @@ pub enum AnalyticsError {
     Store(#[from] StoreError),
     #[error("bus")]
     Bus(#[from] sinter_bus::BusError),
+    #[error("checkpoint task")]
+    CheckpointTask(#[from] tokio::task::JoinError),
 }
 
 /// The last record handled per topic and partition, not yet acknowledged.
@@ -88,6 +91,34 @@ impl Handled {
         self.0
             .values_mut()
             .flat_map(|partitions| partitions.drain().map(|(_, d)| d))
+    }
+}
+
+/// Changed partitions' state and offsets (topic, partition, next offset, state), and the
+/// records that state reflects.
+struct Snapshot {
+    entries: Vec<(String, i32, i64, PartitionState)>,
+    covers: Vec<Delivered>,
+}
+
+/// A checkpoint being written: acknowledged once stored.
+struct Pending {
+    save: JoinHandle<Result<(), StoreError>>,
+    covers: Vec<Delivered>,
+}
+
+impl Pending {
+    /// How the write ended.
+    async fn saved(&mut self) -> Result<(), AnalyticsError> {
+        Ok((&mut self.save).await??)
+    }
+
+    /// How the write in `pending` ended; never, when there is none.
+    async fn wait(pending: &mut Option<Pending>) -> Result<(), AnalyticsError> {
+        match pending {
+            Some(pending) => pending.saved().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -384,42 +415,24 @@ impl Analytics {
         Ok(())
     }
 
-    /// Store every changed partition with its offset, then commit the consumer.
-    // Limitation: a partition's whole state is written at each checkpoint, and the table
-    // has no fencing: an instance that lost a partition and saves after its new owner did
-    // would overwrite the newer state. Revoked partitions are saved when the bus reports
-    // the revocation, which may come after the new owner has loaded them.
-    async fn checkpoint(
-        &self,
-        consumer: &mut dyn Consumer,
-        handled: &mut Handled,
-        drop: &[(String, i32)],
-    ) -> Result<(), AnalyticsError> {
+    /// Take every changed partition's state and offset, and the records they reflect.
+    /// Partitions in `drop` are let go of after their state is taken.
+    fn snapshot(&self, handled: &mut Handled, drop: &[(String, i32)]) -> Snapshot {
+        let mut entries = Vec::new();
         for run in &self.shared.solutions {
-            let snapshot: Vec<(i32, i64, PartitionState)> = run
-                .slots()
-                .iter_mut()
-                .filter(|(_, slot)| slot.dirty)
-                .map(|(partition, slot)| {
-                    slot.dirty = false;
-                    (*partition, slot.next_offset, slot.state.clone())
-                })
-                .collect();
-            if !snapshot.is_empty() {
-                let entries: Vec<(&str, i32, i64, &PartitionState)> = snapshot
-                    .iter()
-                    .map(|(partition, offset, state)| {
-                        (run.telemetry.as_str(), *partition, *offset, state)
-                    })
-                    .collect();
-                self.store.save(&self.config.group, &entries).await?;
-                for (partition, next_offset, _) in &snapshot {
-                    debug!(topic = %run.telemetry, partition, next_offset, "Checkpoint saved.");
-                }
+            let mut slots = run.slots();
+            for (partition, slot) in slots.iter_mut().filter(|(_, slot)| slot.dirty) {
+                slot.dirty = false;
+                entries.push((
+                    run.telemetry.clone(),
+                    *partition,
+                    slot.next_offset,
+                    slot.state.clone(),
+                ));
             }
             for (topic, partition) in drop {
                 if *topic == run.telemetry {
-                    run.slots().remove(partition);
+                    slots.remove(partition);
                 }
             }
         }
@@ -427,7 +440,48 @@ impl Analytics {
         for (topic, partition) in drop {
             handled.forget(topic, *partition);
         }
-        for delivered in handled.drain() {
+        Snapshot {
+            entries,
+            covers: handled.drain().collect(),
+        }
+    }
+
+    /// Write a snapshot in the background, so that records keep flowing meanwhile.
+    fn start_checkpoint(&self, snapshot: Snapshot) -> Pending {
+        let store = self.store.clone();
+        let group = self.config.group.clone();
+        let Snapshot { entries, covers } = snapshot;
+        let save = tokio::spawn(async move {
+            let rows: Vec<(&str, i32, i64, &PartitionState)> = entries
+                .iter()
+                .map(|(topic, partition, offset, state)| {
+                    (topic.as_str(), *partition, *offset, state)
+                })
+                .collect();
+            store.save(&group, &rows).await?;
+            for (topic, partition, next_offset, _) in &entries {
+                debug!(%topic, partition, next_offset, "Checkpoint saved.");
+            }
+            Ok(())
+        });
+        Pending { save, covers }
+    }
+
+    /// Once a checkpoint is stored, acknowledge the records it reflects and commit them,
+    /// except those of partitions in `drop`, which another member may own by now.
+    async fn finish_checkpoint(
+        consumer: &mut dyn Consumer,
+        saved: Result<(), AnalyticsError>,
+        covers: Vec<Delivered>,
+        drop: &[(String, i32)],
+    ) -> Result<(), AnalyticsError> {
+        saved?;
+        for delivered in covers {
+            if drop.iter().any(|(topic, partition)| {
+                *topic == delivered.topic && *partition == delivered.partition
+            }) {
+                continue;
+            }
             debug!(
                 topic = %delivered.topic,
                 partition = delivered.partition,
@@ -438,6 +492,28 @@ impl Analytics {
         }
         consumer.commit().await?;
         Ok(())
+    }
+
+    /// Store every changed partition with its offset, then commit the consumer, all before
+    /// returning: after the one in the background (if any) is done.
+    // Limitation: a partition's whole state is written at each checkpoint, and the table
+    // has no fencing: an instance that lost a partition and saves after its new owner did
+    // would overwrite the newer state. Revoked partitions are saved when the bus reports
+    // the revocation, which may come after the new owner has loaded them.
+    async fn checkpoint(
+        &self,
+        consumer: &mut dyn Consumer,
+        handled: &mut Handled,
+        pending: &mut Option<Pending>,
+        drop: &[(String, i32)],
+    ) -> Result<(), AnalyticsError> {
+        if let Some(mut earlier) = pending.take() {
+            let saved = earlier.saved().await;
+            Self::finish_checkpoint(consumer, saved, earlier.covers, drop).await?;
+        }
+        let mut current = self.start_checkpoint(self.snapshot(handled, drop));
+        let saved = current.saved().await;
+        Self::finish_checkpoint(consumer, saved, current.covers, drop).await
     }
 
     // Limitation: after the service itself was down longer than a silence's `after`, the
@@ -478,26 +554,32 @@ impl Analytics {
         // the state it produced: the committed offset never runs ahead of the stored state,
         // so a crash between checkpoints redoes those records instead of losing them.
         let mut handled = Handled::default();
+        // At most one checkpoint is written at a time, in the background.
+        let mut pending: Option<Pending> = None;
         let stop = shutdown.wait();
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 _ = &mut stop => break,
+                saved = Pending::wait(&mut pending) => {
+                    let covers = pending.take().map(|done| done.covers).unwrap_or_default();
+                    Self::finish_checkpoint(consumer.as_mut(), saved, covers, &[]).await?;
+                }
                 delivered = consumer.recv() => {
                     let delivered = delivered?;
                     let span = sinter_bus::trace::consume_span(&delivered);
                     self.handle(&metrics, &delivered).instrument(span).await?;
                     handled.record(delivered);
                     since_checkpoint += 1;
-                    if since_checkpoint >= self.config.checkpoint_every {
-                        self.checkpoint(consumer.as_mut(), &mut handled, &[]).await?;
+                    if since_checkpoint >= self.config.checkpoint_every && pending.is_none() {
+                        pending = Some(self.start_checkpoint(self.snapshot(&mut handled, &[])));
                         since_checkpoint = 0;
                     }
                 }
                 _ = tick.tick() => self.tick(&metrics).await?,
                 _ = checkpoint.tick() => {
-                    if since_checkpoint > 0 {
-                        self.checkpoint(consumer.as_mut(), &mut handled, &[]).await?;
+                    if since_checkpoint > 0 && pending.is_none() {
+                        pending = Some(self.start_checkpoint(self.snapshot(&mut handled, &[])));
                         since_checkpoint = 0;
                     }
                 }
@@ -505,13 +587,14 @@ impl Analytics {
                     if let Ok(Rebalance::Revoked(partitions)) = rebalance {
                         let drop: Vec<(String, i32)> =
                             partitions.into_iter().map(|tp| (tp.topic, tp.partition)).collect();
-                        self.checkpoint(consumer.as_mut(), &mut handled, &drop).await?;
+                        self.checkpoint(consumer.as_mut(), &mut handled, &mut pending, &drop)
+                            .await?;
                         since_checkpoint = 0;
                     }
                 }
             }
         }
-        self.checkpoint(consumer.as_mut(), &mut handled, &[])
+        self.checkpoint(consumer.as_mut(), &mut handled, &mut pending, &[])
             .await?;
         info!("Analytics stopped; state checkpointed.");
         Ok(())

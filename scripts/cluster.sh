@@ -10,8 +10,9 @@
 # SINTER_SOLUTION_FILE (default examples/demo/solution.yaml), SINTER_REGISTRY_FILE
 # (examples/demo/registry.csv), SINTER_PG (postgres://postgres@127.0.0.1:5432),
 # SINTER_CLUSTER_PROFILE (debug, or release for `cargo build --release` binaries),
-# SINTER_CLUSTER_DIR (.sinter/cluster) and SINTER_CLUSTER_PORT_BASE (50150: ingest
-# +1, analytics +2, context +3, orchestrator +4) change what runs where.
+# SINTER_CLUSTER_DIR (.sinter/cluster), SINTER_CLUSTER_PORT_BASE (50150: ingest
+# +1, analytics +2, context +3, orchestrator +4) and SINTER_KAFKA_PROPERTIES
+# (fetch.wait.max.ms=2, see below) change what runs where and how.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,11 @@ pg="${SINTER_PG:-postgres://postgres@127.0.0.1:5432}"
 dir="${SINTER_CLUSTER_DIR:-.sinter/cluster}"
 base="${SINTER_CLUSTER_PORT_BASE:-50150}"
 brokers="${SINTER_KAFKA_BROKERS:-127.0.0.1:9092}"
+# tansu answers a fetch only after its full wait (`fetch.wait.max.ms`), even when records
+# are ready, where Kafka answers as soon as they are: on tansu every hop between a
+# reading and its recommendation costs up to two such waits, so they are kept short here.
+# Setting SINTER_KAFKA_PROPERTIES (even to nothing) replaces this.
+export SINTER_KAFKA_PROPERTIES="${SINTER_KAFKA_PROPERTIES-fetch.wait.max.ms=2}"
 bin="${CARGO_TARGET_DIR:-$PWD/target}/${SINTER_CLUSTER_PROFILE:-debug}"
 services=(ingest analytics context orchestrator)
 

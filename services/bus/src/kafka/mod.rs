@@ -72,9 +72,12 @@ pub struct KafkaConfig {
     pub auto_commit_interval: Duration,
     /// Longest wait of a fetch for new records (`fetch.wait.max.ms`); 10 ms by default:
     /// each hop of a sparse stream (detections, situations) can wait this long, so it is
-    /// kept short for the latency from a reading to its recommendation.
+    /// kept short for the latency from a reading to its recommendation. Consumers only.
     pub fetch_wait_max: Duration,
-    /// How long the producer gathers records into a batch (`linger.ms`); 5 ms by default.
+    /// How long the producer gathers records into a batch (`linger.ms`); 1 ms by default:
+    /// three hops lie between a reading and its recommendation and each may wait this
+    /// long, while at high rates a batch fills within the millisecond anyway. Producers
+    /// only.
     pub linger: Duration,
     /// How long a send may take, retries included, before it fails (`message.timeout.ms`);
     /// 60 s by default.
@@ -99,7 +102,7 @@ impl KafkaConfig {
             max_poll_interval: Duration::from_secs(300),
             auto_commit_interval: Duration::from_secs(5),
             fetch_wait_max: Duration::from_millis(10),
-            linger: Duration::from_millis(5),
+            linger: Duration::from_millis(1),
             delivery_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(60),
@@ -119,9 +122,17 @@ impl KafkaConfig {
 
     /// Sets a further librdkafka property for every client. It overrides the value Sinter
     /// would choose, except for the properties its delivery guarantees rest on
-    /// ([`PROTECTED_PROPERTIES`]), which [`KafkaBus::connect`] refuses.
+    /// ([`PROTECTED_PROPERTIES`]), which [`KafkaBus::connect`] refuses. `linger.ms` and
+    /// `fetch.wait.max.ms` in whole milliseconds set [`Self::linger`] and
+    /// [`Self::fetch_wait_max`], so that each reaches only the clients it is for.
     pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.properties.push((key.into(), value.into()));
+        let (key, value) = (key.into(), value.into());
+        let millis = value.trim().parse::<u64>().ok().map(Duration::from_millis);
+        match (key.as_str(), millis) {
+            ("linger.ms", Some(linger)) => self.linger = linger,
+            ("fetch.wait.max.ms", Some(wait)) => self.fetch_wait_max = wait,
+            _ => self.properties.push((key, value)),
+        }
         self
     }
 
@@ -354,11 +365,24 @@ mod tests {
 
     #[test]
     fn given_properties_override_sinter_defaults() {
-        let config = KafkaConfig::new("kafka:9092").with_property("linger.ms", "0");
+        let config = KafkaConfig::new("kafka:9092").with_property("batch.num.messages", "7");
         let mut client = ClientConfig::new();
-        client.set("linger.ms", "5");
+        client.set("batch.num.messages", "10000");
         config.override_with_properties(&mut client);
-        assert_eq!(client.get("linger.ms"), Some("0"));
+        assert_eq!(client.get("batch.num.messages"), Some("7"));
+    }
+
+    #[test]
+    fn linger_and_fetch_wait_reach_only_their_own_clients() {
+        let config = KafkaConfig::new("kafka:9092")
+            .with_property("linger.ms", "0")
+            .with_property("fetch.wait.max.ms", " 2");
+        assert_eq!(config.linger, Duration::ZERO);
+        assert_eq!(config.fetch_wait_max, Duration::from_millis(2));
+        assert!(config.properties.is_empty(), "{:?}", config.properties);
+        // What is not whole milliseconds is left for librdkafka to judge.
+        let config = KafkaConfig::new("kafka:9092").with_property("linger.ms", "0.5");
+        assert_eq!(config.properties, vec![("linger.ms".into(), "0.5".into())]);
     }
 
     #[test]

@@ -57,7 +57,9 @@ pub(crate) struct E2eArgs {
     /// Readings in the measurement (after the warm-up).
     #[arg(long, default_value_t = 1_000_000)]
     readings: u64,
-    /// Readings per second to send at; as fast as the service takes them when absent.
+    /// Readings per second to send at, warm-up included: the measurement then starts on a
+    /// pipeline in its steady state, not behind a backlog of warm-up readings. As fast as
+    /// the service takes them when absent.
     #[arg(long)]
     rate: Option<u64>,
     /// Jumps in the measurement, one latency sample each (at most one per machine).
@@ -220,7 +222,7 @@ impl E2eArgs {
             let load = load.clone();
             let spikes = spikes.clone();
             let solution = self.solution.clone();
-            let (batch_size, rate, pace) = (self.batch_size, self.rate, phase == Phase::Measure);
+            let (batch_size, rate) = (self.batch_size, self.rate);
             workers.spawn(async move {
                 loop {
                     let batch = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -229,7 +231,7 @@ impl E2eArgs {
                     }
                     let first = batch * batch_size;
                     let count = batch_size.min(total - first);
-                    if let (true, Some(rate)) = (pace, rate) {
+                    if let Some(rate) = rate {
                         let due = Duration::from_secs_f64(first as f64 / rate as f64);
                         if let Some(wait) = due.checked_sub(started.elapsed()) {
                             tokio::time::sleep(wait).await;

@@ -58,9 +58,10 @@ impl Log {
     /// The times of the rows where the demo Solution's anomaly detector (the settings
     /// `sinter nab` scores) raises, computed offline.
     pub fn offline_raises(&self) -> Vec<i64> {
+        let times: Vec<i64> = self.rows.iter().map(|(time, _)| *time).collect();
         let values: Vec<f64> = self.rows.iter().map(|(_, value)| *value).collect();
         NabDetector::default()
-            .detections(&values)
+            .detections(&times, &values)
             .iter()
             .zip(&self.rows)
             .filter(|(score, _)| **score > 0.0)

@@ -254,7 +254,9 @@ impl PartitionState {
                     // `aggregate` (a window summary to judge) is not used.
                     (DetectorState::Anomaly(state), DetectorKind::Anomaly(anomaly)) => match number
                     {
-                        Some(value) if !late => state.on_reading(anomaly, &rules.tuning, value),
+                        Some(value) if !late => {
+                            state.on_reading(anomaly, &rules.tuning, value, sample.event_time)
+                        }
                         _ => None,
                     },
                     _ => None,
@@ -539,6 +541,14 @@ impl SeriesState {
                             .iter()
                             .filter_map(|w| w.incident.as_ref())
                             .map(|i| i.id.capacity())
+                            .sum::<usize>()
+                        + rule
+                            .watches
+                            .iter()
+                            .map(|w| match &w.state {
+                                DetectorState::Anomaly(state) => state.heap_bytes(),
+                                _ => 0,
+                            })
                             .sum::<usize>()
                         + rule.last_window.as_ref().map_or(0, |w| {
                             w.summary.quantiles.capacity() * std::mem::size_of::<(f64, f64)>()

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use sinter_core::Timestamp;
 use sinter_core::solution::{Aggregate, Anomaly, AnomalyMethod, Severity};
 
 use crate::detect::Change;
@@ -56,7 +57,7 @@ impl Default for NabDetector {
     fn default() -> Self {
         NabDetector {
             rule: Anomaly {
-                method: AnomalyMethod::Ewma,
+                method: AnomalyMethod::Seasonal,
                 sensitivity: 0.99,
                 aggregate: Aggregate::Mean,
                 severity: Severity::Minor,
@@ -69,16 +70,19 @@ impl Default for NabDetector {
 impl NabDetector {
     /// The detector's output per row, as NAB reads it: the score on each row where the
     /// detector raised an incident, 0 elsewhere (an open incident does not raise again).
-    pub fn detections(&self, values: &[f64]) -> Vec<f64> {
+    /// `times` are the rows' seconds since the epoch.
+    pub fn detections(&self, times: &[i64], values: &[f64]) -> Vec<f64> {
         let mut state = AnomalyState::default();
-        values
+        times
             .iter()
-            .map(
-                |&value| match state.on_reading(&self.rule, &self.tuning, value) {
+            .zip(values)
+            .map(|(&time, &value)| {
+                let at = Timestamp::from_secs(time);
+                match state.on_reading(&self.rule, &self.tuning, value, at) {
                     Some(Change::Raise { score, .. }) => score,
                     _ => 0.0,
-                },
-            )
+                }
+            })
             .collect()
     }
 }
@@ -197,7 +201,7 @@ pub fn evaluate(dir: &Path, detector: &NabDetector) -> Result<Report, NabError> 
     let profiles = load_profiles(dir)?;
     let outputs: Vec<Vec<f64>> = files
         .iter()
-        .map(|file| detector.detections(&file.values))
+        .map(|file| detector.detections(&file.times, &file.values))
         .collect();
     let mut report = Report {
         profiles: BTreeMap::new(),

@@ -19,9 +19,10 @@ use crate::exit;
 
 /// Replay a CSV log as readings of `--device`'s `--metric`.
 ///
-/// The log is moved in time so that its last row is stamped at the moment the replay
-/// starts (every reading is then in the past, within a Solution's `maxAge` if the log is
-/// short enough); `--keep-time` sends the original times instead. `--speed` sets how fast
+/// The log is moved in time by whole weeks so that its last row is stamped within the
+/// week before the replay starts (every reading is then in the past, within a Solution's
+/// `maxAge` if the log is short enough, and keeps its hour and day of the week);
+/// `--keep-time` sends the original times instead. `--speed` sets how fast
 /// rows are sent, as a multiple of the log's own pace; `max` sends as fast as the
 /// service acknowledges. The move is computed from the whole file, also when `--skip` or
 /// `--take` send only part of it, and printed with `--output json` (`shiftMicros`).
@@ -182,7 +183,11 @@ impl ReplayArgs {
                 .duration_since(std::time::UNIX_EPOCH)
                 .context("the clock is before 1970")?;
             let last = rows.iter().map(|row| row.seconds).max().unwrap_or(0);
-            i64::try_from(now.as_micros()).unwrap_or(i64::MAX) - last * 1_000_000
+            // Whole weeks, so each reading keeps its hour of the day and day of the week
+            // (which the `seasonal` anomaly method judges by).
+            const WEEK_MICROS: i64 = 7 * 86_400 * 1_000_000;
+            let gap = i64::try_from(now.as_micros()).unwrap_or(i64::MAX) - last * 1_000_000;
+            gap.div_euclid(WEEK_MICROS) * WEEK_MICROS
         };
         let end = self.take.map_or(rows.len(), |take| {
             self.skip.saturating_add(take).min(rows.len())

@@ -142,6 +142,9 @@ keyword_enum! {
         Zscore = "zscore",
         /// Distance from an exponentially weighted moving average: follows slow drift.
         Ewma = "ewma",
+        /// The change from the previous reading, and the distance from what the hour of the
+        /// day (weekdays and weekends apart) usually brings: follows daily and weekly cycles.
+        Seasonal = "seasonal",
     }
 }
 
@@ -465,7 +468,7 @@ mod tests {
                 "spec.analytics[0].detect[0].rateOfChange: a rateOfChange needs maxIncrease, maxDecrease or both",
                 "spec.analytics[0].detect[1].rateOfChange.maxDecrease: maxDecrease is a size of change and must be positive, not -5",
                 "spec.analytics[0].detect[2].anomaly.sensitivity: sensitivity must be between 0 and 1 (both excluded), not 1",
-                r#"spec.analytics[0].detect[3].anomaly.method: "iforest" is not a valid anomaly method (expected one of robust-zscore, zscore, ewma)"#,
+                r#"spec.analytics[0].detect[3].anomaly.method: "iforest" is not a valid anomaly method (expected one of robust-zscore, zscore, ewma, seasonal)"#,
             ]
         );
     }

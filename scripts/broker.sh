@@ -6,8 +6,9 @@
 #   scripts/broker.sh stop      stop the broker this script started
 #   scripts/broker.sh status    exit 0 when the broker accepts connections
 #
-# SINTER_BROKER_PORT (default 9092) and SINTER_BROKER_STORAGE (default memory://tansu/;
-# sqlite://FILE keeps data across restarts) change where and how it runs.
+# SINTER_BROKER_PORT (default 9092), SINTER_BROKER_STORAGE (default memory://tansu/;
+# sqlite://FILE keeps data across restarts) and SINTER_BROKER_LOG (tansu's log filter,
+# default warn) change where and how it runs.
 set -euo pipefail
 
 port="${SINTER_BROKER_PORT:-9092}"
@@ -32,7 +33,9 @@ case "${1:-start}" in
       exit 1
     fi
     mkdir -p "$state"
-    nohup tansu broker \
+    # tansu logs every span at RUST_LOG's level: the caller's RUST_LOG=info would write
+    # gigabytes a minute, so the broker has its own (SINTER_BROKER_LOG, default warn).
+    RUST_LOG="${SINTER_BROKER_LOG:-warn}" nohup tansu broker \
       --listener-url "tcp://127.0.0.1:$port" \
       --advertised-listener-url "tcp://127.0.0.1:$port" \
       --storage-engine "$storage" >"$logfile" 2>&1 &

@@ -130,7 +130,8 @@ pub enum DetectorState {
     Threshold(ThresholdState),
     Rate(RateState),
     Silence(SilenceState),
-    Anomaly(AnomalyState),
+    /// Boxed: the largest state by far, it would otherwise size every detector's slot.
+    Anomaly(Box<AnomalyState>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -452,9 +453,7 @@ fn new_series(rules: &Rules, device_type: &str, metric: &str) -> SeriesState {
                             DetectorKind::Silence(_) => {
                                 DetectorState::Silence(SilenceState::default())
                             }
-                            DetectorKind::Anomaly(_) => {
-                                DetectorState::Anomaly(AnomalyState::default())
-                            }
+                            DetectorKind::Anomaly(_) => DetectorState::Anomaly(Box::default()),
                         },
                         incident: None,
                     })
@@ -546,7 +545,9 @@ impl SeriesState {
                             .watches
                             .iter()
                             .map(|w| match &w.state {
-                                DetectorState::Anomaly(state) => state.heap_bytes(),
+                                DetectorState::Anomaly(state) => {
+                                    std::mem::size_of::<AnomalyState>() + state.heap_bytes()
+                                }
                                 _ => 0,
                             })
                             .sum::<usize>()

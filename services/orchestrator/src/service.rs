@@ -110,6 +110,7 @@ impl Orchestrator {
                 }
             }
             let span = sinter_bus::trace::consume_span(&batch[0]);
+            let started = std::time::Instant::now();
             let outcome = self
                 .handle_batch(&batch, &group, producer.clone(), &shutdown)
                 .instrument(span)
@@ -119,10 +120,17 @@ impl Orchestrator {
                 // unacknowledged and are delivered again.
                 break;
             }
+            let applied = started.elapsed();
             for delivered in &batch {
                 consumer.ack(delivered)?;
             }
             consumer.commit().await?;
+            tracing::debug!(
+                situations = batch.len(),
+                applied_ms = applied.as_secs_f64() * 1e3,
+                committed_ms = (started.elapsed() - applied).as_secs_f64() * 1e3,
+                "Situations applied and their offsets committed."
+            );
         }
         consumer.commit().await?;
         Ok(())

@@ -71,6 +71,9 @@ pub(crate) struct E2eArgs {
     /// Publish calls in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Also print every jump's latency, in the order sent, with when it was sent.
+    #[arg(long)]
+    samples: bool,
 }
 
 /// Where each spiking machine's jump was sent, and where its recommendation came back.
@@ -163,7 +166,7 @@ impl E2eArgs {
         }
         watcher.abort();
         shutdown.trigger();
-        report(&spikes, self.readings, started, sent_in)
+        report(&spikes, self.readings, started, sent_in, self.samples)
     }
 
     async fn start_embedded(&self, shutdown: Shutdown) -> anyhow::Result<SocketAddr> {
@@ -402,6 +405,7 @@ fn report(
     readings: u64,
     started: Instant,
     sent_in: Duration,
+    samples: bool,
 ) -> anyhow::Result<()> {
     let spikes = spikes.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     let mut latencies: Vec<Duration> = spikes
@@ -410,6 +414,26 @@ fn report(
         .filter_map(|(device, sent)| spikes.opened.get(device).map(|opened| *opened - *sent))
         .collect();
     latencies.sort_unstable();
+    if samples {
+        let mut samples: Vec<(Duration, Duration)> = spikes
+            .sent
+            .iter()
+            .filter_map(|(device, sent)| {
+                spikes
+                    .opened
+                    .get(device)
+                    .map(|opened| (*sent - started, *opened - *sent))
+            })
+            .collect();
+        samples.sort_unstable();
+        for (at, latency) in samples {
+            outln!(
+                "jump at {:.3} s: {:.1} ms",
+                at.as_secs_f64(),
+                latency.as_secs_f64() * 1e3
+            );
+        }
+    }
     let last_opened = spikes.opened.values().max().copied();
     let through = last_opened.map_or(sent_in, |at| (at - started).max(sent_in));
     outln!(

@@ -182,6 +182,17 @@ fn profile_hour(at: Timestamp) -> usize {
 }
 
 impl HourProfile {
+    /// Whether every learned number is finite.
+    fn is_finite(&self) -> bool {
+        let likelihoods = [&self.change, &self.distance]
+            .iter()
+            .all(|l| l.recent.is_finite() && l.mean.is_finite() && l.var.is_finite());
+        likelihoods
+            && self.residual.is_finite()
+            && self.spread.is_finite()
+            && self.values.iter().all(|v| v.is_finite())
+    }
+
     /// The surprise of `value` against its hour's value, then the profile updated with it.
     fn surprise(&mut self, tuning: &SeasonalTuning, seen: u32, hour: usize, value: f64) -> f64 {
         if self.values.len() != PROFILE_HOURS {
@@ -316,8 +327,52 @@ impl AnomalyState {
         }
     }
 
-    /// Score one reading, taken at `at`, in [0, 1].
+    /// Score one reading, taken at `at`, in [0, 1]. A reading so far out that the learned
+    /// baseline overflows (a glitch of 1e300 on an unbounded metric) starts the learning
+    /// again: a state that is not finite could neither score nor be checkpointed (JSON has
+    /// no NaN). An open incident stays open, for quiet readings to clear.
+    // Limitation: a huge but finite glitch still inflates the spread, and the detector is
+    // deaf to smaller changes until the spread has decayed, which takes thousands of
+    // readings; a metric's `min` and `max` keep such glitches out.
     pub fn score(
+        &mut self,
+        method: AnomalyMethod,
+        tuning: &AnomalyTuning,
+        value: f64,
+        at: Timestamp,
+    ) -> f64 {
+        let score = self.score_unchecked(method, tuning, value, at);
+        if score.is_finite() && self.is_finite() {
+            return score;
+        }
+        *self = AnomalyState {
+            raised: self.raised,
+            quiet: self.quiet,
+            since_raise: self.since_raise,
+            ..AnomalyState::default()
+        };
+        0.0
+    }
+
+    /// Whether every learned number is finite.
+    fn is_finite(&self) -> bool {
+        let own = [
+            self.centre,
+            self.spread,
+            self.forecast,
+            self.recent,
+            self.history_mean,
+            self.history_var,
+            self.score,
+        ];
+        own.iter().all(|x| x.is_finite())
+            && self
+                .profile
+                .as_ref()
+                .is_none_or(|profile| profile.is_finite())
+    }
+
+    fn score_unchecked(
         &mut self,
         method: AnomalyMethod,
         tuning: &AnomalyTuning,
@@ -445,6 +500,46 @@ mod tests {
             assert!(
                 raises[0] >= 2000 && raises[0] < 2010,
                 "{method:?} raised at {raises:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_glitch_that_overflows_the_baseline_starts_the_learning_again() {
+        for method in [
+            AnomalyMethod::Zscore,
+            AnomalyMethod::Ewma,
+            AnomalyMethod::RobustZscore,
+            AnomalyMethod::Seasonal,
+        ] {
+            let rule = rule(method);
+            let tuning = AnomalyTuning::default();
+            let mut state = AnomalyState::default();
+            let mut raises = Vec::new();
+            for i in 0..6000u32 {
+                let noise = ((i * 7919) % 101) as f64 / 50.0 - 1.0;
+                let value = match i {
+                    1000 => 1e300,
+                    i if i >= 5000 => 40.0 + noise,
+                    _ => 20.0 + noise,
+                };
+                let at = Timestamp::from_secs(1_700_000_000 + i64::from(i) * 300);
+                let change = state.on_reading(&rule, &tuning, value, at);
+                assert!(
+                    state.is_finite(),
+                    "{method:?}: not finite after reading {i}"
+                );
+                serde_json::from_str::<AnomalyState>(
+                    &serde_json::to_string(&state).expect("encode"),
+                )
+                .expect("a checkpoint of the state loads again");
+                if let Some(Change::Raise { .. }) = change {
+                    raises.push(i);
+                }
+            }
+            assert!(
+                raises.iter().any(|&i| (5000..5010).contains(&i)),
+                "{method:?} raised at {raises:?}, not on the step at 5000"
             );
         }
     }

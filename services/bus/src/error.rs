@@ -125,6 +125,18 @@ impl BusError {
     pub(crate) fn kafka(operation: &'static str) -> impl FnOnce(KafkaError) -> Self {
         move |source| Self::Kafka { operation, source }
     }
+
+    /// For creating a client: a property librdkafka refuses is a configuration error with
+    /// librdkafka's reason (retrying cannot help), anything else a Kafka error.
+    pub(crate) fn creation(operation: &'static str) -> impl FnOnce(KafkaError) -> Self {
+        move |source| match source {
+            KafkaError::ClientConfig(_, reason, key, value) => {
+                Self::Config(format!("{operation}: {key}={value:?}: {reason}"))
+            }
+            KafkaError::ClientCreation(reason) => Self::Config(format!("{operation}: {reason}")),
+            source => Self::Kafka { operation, source },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ impl KafkaConsumer {
             .set("group.id", group)
             .set("enable.auto.offset.store", "false")
             .create_with_context(context)
-            .map_err(BusError::kafka("consumer creation"))?;
+            .map_err(BusError::creation("consumer creation"))?;
         stream
             .subscribe(topics)
             .map_err(BusError::kafka("subscription"))?;

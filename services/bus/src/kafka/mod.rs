@@ -213,7 +213,7 @@ impl KafkaBus {
         let admin: AdminClient<LogContext> = config
             .override_with_properties(&mut config.client_config())
             .create_with_context(LogContext::new("admin"))
-            .map_err(BusError::kafka("admin client creation"))?;
+            .map_err(BusError::creation("admin client creation"))?;
         let bus = Self {
             config,
             producer,
@@ -360,6 +360,19 @@ mod tests {
                 Err(other) => panic!("{key}: {other}"),
                 Ok(_) => panic!("{key} was accepted"),
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_property_librdkafka_refuses_is_a_configuration_error_naming_it() {
+        let config = KafkaConfig::new("127.0.0.1:1").with_property("fetch.wait.max.ms", "abc");
+        match KafkaBus::connect(config).await {
+            Err(BusError::Config(message)) => {
+                assert!(message.contains("fetch.wait.max.ms"), "{message}");
+                assert!(message.contains("abc"), "{message}");
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("an invalid value was accepted"),
         }
     }
 

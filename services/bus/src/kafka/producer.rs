@@ -49,7 +49,7 @@ impl KafkaProducer {
             log: LogContext::new("producer"),
         };
         let inner = ThreadedProducer::from_config_and_context(client_config, context)
-            .map_err(BusError::kafka("producer creation"))?;
+            .map_err(BusError::creation("producer creation"))?;
         Ok(Self { inner })
     }
 

@@ -2,11 +2,12 @@
 # Cluster mode on one machine: the four service binaries as separate processes on the
 # Kafka-compatible broker (tansu) and PostgreSQL, running one Solution file unchanged.
 #
-#   scripts/cluster.sh up [SOLUTION]   build, start the broker, create databases and topics,
+#   scripts/cluster.sh up [SOLUTION]   start the broker, create databases and topics,
 #                                      start the services, import the registry
 #   scripts/cluster.sh down            stop the services this script started
 #   scripts/cluster.sh status          which services are running
 #
+# Run the binaries built already (`make cluster-up` builds them first).
 # SINTER_SOLUTION_FILE (default examples/demo/solution.yaml), SINTER_REGISTRY_FILE
 # (examples/demo/registry.csv), SINTER_PG (postgres://postgres@127.0.0.1:5432),
 # SINTER_CLUSTER_PROFILE (debug, or release for `cargo build --release` binaries),

@@ -59,7 +59,8 @@ enum Noun {
     Sample(commands::sample::SampleCommand),
     /// Send readings from JSON lines to a running Sinter.
     Publish(commands::publish::PublishArgs),
-    /// Replay a `timestamp,value` CSV log as one device's readings.
+    /// Replay a `timestamp,value` CSV log as one device's readings, moved by whole weeks
+    /// to end within the past week (each reading keeps its hour and weekday).
     Replay(commands::replay::ReplayArgs),
     /// Recommendations of a running Sinter: list, watch, show, ack, assign, comment, resolve.
     Recs(commands::recs::RecsArgs),

@@ -60,7 +60,7 @@ pub(crate) struct E2eArgs {
     /// Readings per second to send at, warm-up included: the measurement then starts on a
     /// pipeline in its steady state, not behind a backlog of warm-up readings. As fast as
     /// the service takes them when absent.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     rate: Option<u64>,
     /// Jumps in the measurement, one latency sample each (at most one per machine).
     #[arg(long, default_value_t = 100)]

@@ -42,7 +42,7 @@ pub(crate) struct ReplayArgs {
     /// `max`, or how many times faster than the log's own pace (`3600`: an hour a second).
     #[arg(long, default_value = "max", value_parser = parse_speed)]
     speed: Speed,
-    /// Send the log's own timestamps instead of moving it to end now.
+    /// Send the log's own timestamps instead of moving the log by whole weeks.
     #[arg(long)]
     keep_time: bool,
     /// Skip this many rows after the header (to replay a log in parts).

@@ -469,14 +469,25 @@ mod tests {
         assert!((normal_cdf(-1.0) - 0.158_655).abs() < 1e-5);
     }
 
+    const ALL_METHODS: [AnomalyMethod; 4] = [
+        AnomalyMethod::Zscore,
+        AnomalyMethod::Ewma,
+        AnomalyMethod::RobustZscore,
+        AnomalyMethod::Seasonal,
+    ];
+
+    /// A deterministic noise of amplitude 1, and the time of reading `i` (every 5 minutes).
+    fn noise_and_time(i: u32) -> (f64, Timestamp) {
+        let noise = ((i * 7919) % 101) as f64 / 50.0 - 1.0;
+        (
+            noise,
+            Timestamp::from_secs(1_700_000_000 + i64::from(i) * 300),
+        )
+    }
+
     #[test]
     fn a_step_in_a_steady_signal_raises_and_noise_does_not() {
-        for method in [
-            AnomalyMethod::Zscore,
-            AnomalyMethod::Ewma,
-            AnomalyMethod::RobustZscore,
-            AnomalyMethod::Seasonal,
-        ] {
+        for method in ALL_METHODS {
             let rule = rule(method);
             let tuning = AnomalyTuning {
                 quiet_readings: 50,
@@ -484,11 +495,10 @@ mod tests {
             };
             let mut state = AnomalyState::default();
             let mut raises = Vec::new();
-            // A deterministic noise of amplitude 1 around 20, then a jump to 40 at 2000.
+            // Noise around 20, then a jump to 40 at 2000.
             for i in 0..3000u32 {
-                let noise = ((i * 7919) % 101) as f64 / 50.0 - 1.0;
+                let (noise, at) = noise_and_time(i);
                 let value = if i < 2000 { 20.0 } else { 40.0 } + noise;
-                let at = Timestamp::from_secs(1_700_000_000 + i64::from(i) * 300);
                 if let Some(Change::Raise { score, .. }) =
                     state.on_reading(&rule, &tuning, value, at)
                 {
@@ -506,24 +516,18 @@ mod tests {
 
     #[test]
     fn a_glitch_that_overflows_the_baseline_starts_the_learning_again() {
-        for method in [
-            AnomalyMethod::Zscore,
-            AnomalyMethod::Ewma,
-            AnomalyMethod::RobustZscore,
-            AnomalyMethod::Seasonal,
-        ] {
+        for method in ALL_METHODS {
             let rule = rule(method);
             let tuning = AnomalyTuning::default();
             let mut state = AnomalyState::default();
             let mut raises = Vec::new();
             for i in 0..6000u32 {
-                let noise = ((i * 7919) % 101) as f64 / 50.0 - 1.0;
+                let (noise, at) = noise_and_time(i);
                 let value = match i {
                     1000 => 1e300,
                     i if i >= 5000 => 40.0 + noise,
                     _ => 20.0 + noise,
                 };
-                let at = Timestamp::from_secs(1_700_000_000 + i64::from(i) * 300);
                 let change = state.on_reading(&rule, &tuning, value, at);
                 assert!(
                     state.is_finite(),

@@ -58,12 +58,14 @@ pub(crate) enum BenchCommand {
 impl BenchCommand {
     /// Run the benchmark on a fresh Tokio runtime.
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
-        // Warnings (an unreachable broker, retries) go to standard error.
+        // Warnings (an unreachable broker, retries) go to standard error, in colour only
+        // when that is a terminal.
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -386,18 +386,24 @@ impl AnomalyState {
         }
         let surprise = self.surprise(method, tuning, value).min(1e6);
         self.seen = self.seen.saturating_add(1);
-        let surprise = surprise.ln_1p();
-        self.recent += tuning.recent_alpha * (surprise - self.recent);
-        let deviation = self.recent - self.history_mean;
-        let history_std = self.history_var.sqrt();
-        let a = tuning.history_alpha.max(1.0 / f64::from(self.seen));
-        self.history_mean += a * (surprise - self.history_mean);
-        self.history_var =
-            (1.0 - a) * (self.history_var + a * (surprise - self.history_mean).powi(2));
+        // The same likelihood as each of `seasonal`'s, kept in the state's own fields.
+        let mut likelihood = Likelihood {
+            recent: self.recent,
+            mean: self.history_mean,
+            var: self.history_var,
+        };
+        let sigmas = likelihood.add(
+            surprise.ln_1p(),
+            tuning.recent_alpha,
+            tuning.history_alpha,
+            self.seen,
+        );
+        (self.recent, self.history_mean, self.history_var) =
+            (likelihood.recent, likelihood.mean, likelihood.var);
         let score = if self.seen <= tuning.warmup {
             0.0
         } else {
-            normal_cdf(deviation / (history_std + 1e-6))
+            normal_cdf(sigmas)
         };
         self.score = score;
         score

@@ -129,93 +129,187 @@ async fn run(
     config.committers = committers;
     let orchestrator =
         Orchestrator::with_store(&[solution], bus, Arc::new(clock.clone()), store, config).await?;
+    let bench = Bench {
+        orchestrator: &orchestrator,
+        qualified: &qualified,
+        concurrency,
+    };
 
+    // Each step alone, over every lifecycle, one step after the other.
     let started = Instant::now();
-    // Situations arrive in batches, as the consumer applies what waits on the bus.
-    let batches: Vec<Vec<usize>> = (0..lifecycles)
-        .collect::<Vec<_>>()
-        .chunks(SITUATION_BATCH)
-        .map(<[usize]>::to_vec)
+    let opened = bench.open(0..lifecycles).await?;
+    let open_time = started.elapsed();
+    clock.advance(RUNG);
+    let escalate_started = Instant::now();
+    let escalated = bench.escalate().await?;
+    anyhow::ensure!(
+        escalated == lifecycles,
+        "{escalated} of {lifecycles} escalated"
+    );
+    let escalate_time = escalate_started.elapsed();
+    let ack_started = Instant::now();
+    bench.act(&opened, false).await?;
+    let ack_time = ack_started.elapsed();
+    let resolve_started = Instant::now();
+    bench.act(&opened, true).await?;
+    let resolve_time = resolve_started.elapsed();
+    let one_after_another = started.elapsed();
+    bench.check(lifecycles).await?;
+
+    // The steps side by side, as in service: while one wave of recommendations opens, the
+    // one before escalates, the one before that is acknowledged, and the oldest resolved.
+    // A wave's first rung comes due one tick after it opened; it is acknowledged before its
+    // second rung is due.
+    clock.advance(Duration::from_secs(24 * 3600));
+    let waves: Vec<std::ops::Range<usize>> = (0..lifecycles.div_ceil(WAVE))
+        .map(|wave| lifecycles + wave * WAVE..lifecycles + ((wave + 1) * WAVE).min(lifecycles))
         .collect();
-    let opened: Vec<Vec<String>> = futures::stream::iter(batches)
-        .map(|numbers| {
-            let orchestrator = orchestrator.clone();
-            let qualified = qualified.clone();
-            async move {
+    let mut ids: Vec<Vec<String>> = Vec::with_capacity(waves.len());
+    let mut escalated = 0;
+    let started = Instant::now();
+    for tick in 0..waves.len() + 3 {
+        let opening = waves.get(tick).cloned();
+        let opens = opening.is_some();
+        let open = async {
+            match opening {
+                Some(wave) => bench.open(wave).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let acknowledge = async {
+            match tick.checked_sub(2).and_then(|wave| ids.get(wave)) {
+                Some(wave) => bench.act(wave, false).await,
+                None => Ok(()),
+            }
+        };
+        let resolve = async {
+            match tick.checked_sub(3).and_then(|wave| ids.get(wave)) {
+                Some(wave) => bench.act(wave, true).await,
+                None => Ok(()),
+            }
+        };
+        let (opened, fired, (), ()) =
+            tokio::try_join!(open, bench.escalate(), acknowledge, resolve)?;
+        if opens {
+            ids.push(opened);
+        }
+        escalated += fired;
+        clock.advance(RUNG);
+    }
+    let side_by_side = started.elapsed();
+    anyhow::ensure!(
+        escalated == lifecycles,
+        "{escalated} of {lifecycles} escalated side by side"
+    );
+    bench.check(2 * lifecycles).await?;
+
+    let rate = |count: usize, time: Duration| count as f64 / time.as_secs_f64();
+    println!(
+        "lifecycles: {lifecycles} on PostgreSQL, concurrency {concurrency}, \
+         {POOL_CONNECTIONS} connections"
+    );
+    println!("each step alone:");
+    println!("  open        {:>9.0}/s", rate(lifecycles, open_time));
+    println!("  escalate    {:>9.0}/s", rate(lifecycles, escalate_time));
+    println!("  acknowledge {:>9.0}/s", rate(lifecycles, ack_time));
+    println!("  resolve     {:>9.0}/s", rate(lifecycles, resolve_time));
+    println!(
+        "  one step after another: {:.0} lifecycles/s",
+        rate(lifecycles, one_after_another)
+    );
+    println!(
+        "full lifecycles/s, steps side by side in waves of {WAVE}: {:.0}",
+        rate(lifecycles, side_by_side)
+    );
+    orchestrator.store().close().await;
+    Ok(())
+}
+
+/// The first rung of the bench rule's ladder.
+const RUNG: Duration = Duration::from_secs(15 * 60);
+
+/// Recommendations per wave when the steps run side by side.
+const WAVE: usize = 1_000;
+
+/// What each step of the bench drives.
+struct Bench<'a> {
+    orchestrator: &'a Orchestrator,
+    qualified: &'a str,
+    concurrency: usize,
+}
+
+impl Bench<'_> {
+    /// Open a recommendation for each situation number in `numbers`, in batches as the
+    /// consumer applies what waits on the bus; returns their ids.
+    async fn open(&self, numbers: std::ops::Range<usize>) -> anyhow::Result<Vec<String>> {
+        let expected = numbers.len();
+        let batches: Vec<Vec<usize>> = numbers
+            .collect::<Vec<_>>()
+            .chunks(SITUATION_BATCH)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let opened: Vec<Vec<String>> = futures::stream::iter(batches)
+            .map(|numbers| async move {
                 let batch: Vec<_> = numbers.iter().map(|n| (situation(*n), None)).collect();
-                let applied = orchestrator.apply_situations(&qualified, &batch).await?;
+                let applied = self
+                    .orchestrator
+                    .apply_situations(self.qualified, &batch)
+                    .await?;
                 Ok::<_, anyhow::Error>(
                     applied
                         .into_iter()
                         .flat_map(|applied| applied.opened)
                         .collect(),
                 )
-            }
-        })
-        .buffer_unordered(OPEN_PARALLELISM)
-        .collect::<Vec<anyhow::Result<Vec<String>>>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    let opened: Vec<String> = opened.into_iter().flatten().collect();
-    anyhow::ensure!(
-        opened.len() == lifecycles,
-        "{} of {lifecycles} opened",
-        opened.len()
-    );
-    let open_time = started.elapsed();
-
-    clock.advance(Duration::from_secs(15 * 60));
-    let escalate_started = Instant::now();
-    let mut escalated = 0;
-    loop {
-        let fired = orchestrator.fire_due_timers(1_000).await?;
-        if fired == 0 {
-            break;
-        }
-        escalated += fired;
+            })
+            .buffer_unordered(OPEN_PARALLELISM)
+            .collect::<Vec<anyhow::Result<Vec<String>>>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
+        let opened: Vec<String> = opened.into_iter().flatten().collect();
+        anyhow::ensure!(
+            opened.len() == expected,
+            "{} of {expected} opened",
+            opened.len()
+        );
+        Ok(opened)
     }
-    anyhow::ensure!(
-        escalated == lifecycles,
-        "{escalated} of {lifecycles} escalated"
-    );
-    let escalate_time = escalate_started.elapsed();
 
-    let ack_started = Instant::now();
-    step(&orchestrator, &opened, concurrency, false).await?;
-    let ack_time = ack_started.elapsed();
-    let resolve_started = Instant::now();
-    step(&orchestrator, &opened, concurrency, true).await?;
-    let resolve_time = resolve_started.elapsed();
-    let total = started.elapsed();
+    /// Fire every timer due by the clock's now, in rounds; returns how many escalated.
+    async fn escalate(&self) -> anyhow::Result<usize> {
+        let mut escalated = 0;
+        loop {
+            let fired = self.orchestrator.fire_due_timers(1_000).await?;
+            if fired == 0 {
+                return Ok(escalated);
+            }
+            escalated += fired;
+        }
+    }
 
-    // Every lifecycle completed, and left its four audit entries.
-    let pool = orchestrator.store().pool();
-    let resolved: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM recommendations WHERE state = 'resolved'")
+    /// Acknowledge (or resolve) each of `ids`, one call per recommendation, with
+    /// `concurrency` calls under way at once.
+    async fn act(&self, ids: &[String], resolve: bool) -> anyhow::Result<()> {
+        step(self.orchestrator, ids, self.concurrency, resolve).await
+    }
+
+    /// `lifecycles` recommendations resolved, each with its four audit entries.
+    async fn check(&self, lifecycles: usize) -> anyhow::Result<()> {
+        let pool = self.orchestrator.store().pool();
+        let resolved: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM recommendations WHERE state = 'resolved'")
+                .fetch_one(pool)
+                .await?;
+        let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recommendation_history")
             .fetch_one(pool)
             .await?;
-    let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recommendation_history")
-        .fetch_one(pool)
-        .await?;
-    anyhow::ensure!(
-        usize::try_from(resolved)? == lifecycles && usize::try_from(entries)? == 4 * lifecycles,
-        "{resolved} of {lifecycles} resolved, {entries} audit entries"
-    );
-
-    let rate = |count: usize, time: Duration| count as f64 / time.as_secs_f64();
-    println!(
-        "lifecycles: {lifecycles} on PostgreSQL, concurrency {concurrency}, \
-         {POOL_CONNECTIONS} connections, in {:.2}s",
-        total.as_secs_f64()
-    );
-    println!("  open        {:>9.0}/s", rate(lifecycles, open_time));
-    println!("  escalate    {:>9.0}/s", rate(lifecycles, escalate_time));
-    println!("  acknowledge {:>9.0}/s", rate(lifecycles, ack_time));
-    println!("  resolve     {:>9.0}/s", rate(lifecycles, resolve_time));
-    println!("full lifecycles/s: {:.0}", rate(lifecycles, total));
-    orchestrator.store().close().await;
-    Ok(())
+        anyhow::ensure!(
+            usize::try_from(resolved)? == lifecycles && usize::try_from(entries)? == 4 * lifecycles,
+            "{resolved} of {lifecycles} resolved, {entries} audit entries"
+        );
+        Ok(())
+    }
 }
 
 async fn step(

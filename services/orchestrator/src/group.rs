@@ -10,7 +10,7 @@
 //! run one after the other: the second sees the first's result. On PostgreSQL a few
 //! committers run side by side, each owning the recommendations whose id hashes to it.
 //!
-//! When the group's transaction fails as a whole (a reopen meets the one-active index,
+//! When the group's transaction fails as a whole (a reopen meets the one-active key,
 //! someone else changed a row since it was read, the database refused a statement),
 //! nothing of it is kept and each of its requests is applied again alone, so that a
 //! failure is reported to the request it belongs to.
@@ -33,6 +33,7 @@ use crate::escalation;
 use crate::orchestrator::{Inner, Orchestrator};
 use crate::outbox::{self, Cause, OutboxRow};
 use crate::state::{State, Transition};
+use crate::store::active::{self, ActiveKey};
 use crate::store::{
     HistoryRow, RecommendationRow, StoreError, batch, insert_histories, is_unique_violation,
 };
@@ -167,7 +168,7 @@ struct OwnedHistory {
 enum GroupFailure {
     /// Recommendation `0` changed since it was read.
     Changed(String),
-    /// A reopen met the one-active index.
+    /// A reopen met the one-active key.
     AlreadyActive,
     Store(StoreError),
 }
@@ -336,6 +337,20 @@ impl Orchestrator {
         let cancel: Vec<&str> = writes.cancel.iter().map(String::as_str).collect();
         escalation::cancel_all(&mut tx, &cancel).await?;
         write_rows(&mut tx, &written).await?;
+        // Ended ones give their rule and asset back before reopened ones take theirs, so
+        // that a group may end one recommendation and reopen another for the same asset.
+        let ended: Vec<ActiveKey<'_>> = written
+            .iter()
+            .filter(|(read, row)| read.is_active() && !row.state.is_active())
+            .map(|(_, row)| ActiveKey::from(row))
+            .collect();
+        active::release(&mut tx, &ended).await?;
+        let reopened: Vec<ActiveKey<'_>> = written
+            .iter()
+            .filter(|(read, row)| !read.is_active() && row.state.is_active())
+            .map(|(_, row)| ActiveKey::from(row))
+            .collect();
+        active::claim(&mut tx, &reopened).await?;
         let history: Vec<HistoryRow<'_>> = writes
             .history
             .iter()
@@ -403,8 +418,10 @@ impl Orchestrator {
                 transition,
                 Some(Transition::Acknowledge | Transition::Assign)
             );
-        // Every check passed: from here on the request is part of the group.
-        if transition.is_some_and(|transition| transition != Transition::Reopen) {
+        // Every check passed: from here on the request is part of the group. Timers are
+        // scheduled at opening and cancelled when the recommendation first leaves `open`, so
+        // only that transition has any to cancel.
+        if from == State::Open && transition.is_some() && updated.state != State::Open {
             writes.cancel.insert(request.id.clone());
         }
         writes.actions.extend(actions);

@@ -30,6 +30,7 @@ use crate::orchestrator::{Orchestrator, SolutionRuntime};
 use crate::outbox::{self, Cause};
 use crate::rules::RuleFailure;
 use crate::state::{ACTIVE_STATES_SQL, State, Transition};
+use crate::store::active::{self, ActiveKey};
 use crate::store::{
     HistoryRow, RecommendationRow, StoreError, batch, insert_histories, insert_history,
 };
@@ -560,8 +561,17 @@ async fn insert_recommendations(
     openings: &[Opening<'_>],
 ) -> Result<HashSet<String>, StoreError> {
     const COLUMNS: usize = 15;
-    let mut inserted = HashSet::with_capacity(openings.len());
-    for chunk in openings.chunks(batch::rows_per_statement(COLUMNS)) {
+    let keys: Vec<ActiveKey<'_>> = openings
+        .iter()
+        .map(|opening| ActiveKey::from(&opening.row))
+        .collect();
+    let claimed = active::claim_free(conn, &keys).await?;
+    let free: Vec<&Opening<'_>> = openings
+        .iter()
+        .filter(|opening| claimed.contains(&opening.row.id))
+        .collect();
+    let mut inserted = HashSet::with_capacity(free.len());
+    for chunk in free.chunks(batch::rows_per_statement(COLUMNS)) {
         let sql = format!(
             "INSERT INTO recommendations (id, solution, rule, asset_key, asset_id, device_id, \
              state, severity, title, description, situation, incident_id, occurrences, \
@@ -590,6 +600,14 @@ async fn insert_recommendations(
         }
         inserted.extend(query.fetch_all(&mut *conn).await?);
     }
+    // A key claimed for an id that exists already (this very situation opened it before,
+    // and it has ended since) goes back.
+    let stale: Vec<ActiveKey<'_>> = free
+        .iter()
+        .filter(|opening| !inserted.contains(&opening.row.id))
+        .map(|opening| ActiveKey::from(&opening.row))
+        .collect();
+    active::release(conn, &stale).await?;
     Ok(inserted)
 }
 
@@ -605,7 +623,8 @@ async fn repeat(
     // recommendation the clear of the latest ends it.
     let update = format!(
         "UPDATE recommendations SET occurrences = occurrences + 1, incident_id = $1, \
-         updated_at = $2 WHERE solution = $3 AND rule = $4 AND asset_key = $5 \
+         updated_at = $2 WHERE id = (SELECT recommendation_id FROM active_recommendations \
+         WHERE solution = $3 AND rule = $4 AND asset_key = $5) \
          AND state IN {ACTIVE_STATES_SQL} RETURNING id"
     );
     let repeated: Option<String> = sqlx::query_scalar(&update)
@@ -719,7 +738,11 @@ async fn close_cleared(
         if result.rows_affected() != 1 {
             continue;
         }
-        escalation::cancel(conn, &id).await?;
+        active::release(conn, &[ActiveKey::from(&row)]).await?;
+        if row.state == State::Open {
+            // Timers are pending only until a recommendation first leaves `open`.
+            escalation::cancel(conn, &id).await?;
+        }
         let entry = insert_history(
             conn,
             &HistoryRow {

@@ -19,7 +19,7 @@ pub enum State {
     Closed,
 }
 
-/// The states counted as active, as SQL writes them in the partial unique index.
+/// The states counted as active, as SQL writes them in a `state IN ...` condition.
 pub const ACTIVE_STATES_SQL: &str = "('open', 'acknowledged', 'in_progress')";
 
 impl State {

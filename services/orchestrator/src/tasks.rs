@@ -149,17 +149,13 @@ impl Orchestrator {
 
     /// The error for reopening `row` while another is active for its rule and asset.
     pub(crate) async fn already_active(&self, row: &RecommendationRow) -> TaskError {
-        let sql = format!(
-            "SELECT id FROM recommendations WHERE solution = $1 AND rule = $2 \
-             AND asset_key = $3 AND state IN {}",
-            crate::state::ACTIVE_STATES_SQL
-        );
-        let active: Result<Option<String>, sqlx::Error> = sqlx::query_scalar(&sql)
-            .bind(&row.solution)
-            .bind(&row.rule)
-            .bind(&row.asset_key)
-            .fetch_optional(self.inner.store.pool())
-            .await;
+        let active = match self.inner.store.pool().acquire().await {
+            Ok(mut conn) => {
+                crate::store::active::holder(&mut conn, &row.solution, &row.rule, &row.asset_key)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
         match active {
             Ok(active) => TaskError::AlreadyActive {
                 id: row.id.clone(),

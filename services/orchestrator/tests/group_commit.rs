@@ -1,6 +1,6 @@
 //! People's requests committed together, against real PostgreSQL and SQLite: a request
 //! that fails its own checks fails alone, two requests on one recommendation in a group
-//! behave as if serial, a reopen that meets the one-active index does not fail the
+//! behave as if serial, a reopen that meets the one-active key does not fail the
 //! others, and an answered request is already durable.
 //!
 //! Requests are started together with `join!` on a current-thread runtime and one

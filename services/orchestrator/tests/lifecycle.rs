@@ -232,6 +232,29 @@ async fn a_new_breach_after_resolve_opens_a_new_recommendation(backend: Backend)
         Err(TaskError::AlreadyActive { active, .. }) => assert_eq!(active, second),
         other => panic!("reopen must be refused while another is active, got {other:?}"),
     }
+    // Once the new one ends, the old one may come back, and new breaches add to it.
+    orchestrator
+        .resolve(request(&second, "ana", ""), Outcome::FalseAlarm)
+        .await
+        .unwrap();
+    let reopened = orchestrator
+        .reopen(request(&first, "ana", ""))
+        .await
+        .unwrap();
+    assert_eq!(reopened.state(), RecommendationState::Open);
+    let again = orchestrator
+        .apply_situation(SOLUTION, &raised("st-4", "inc-4", "a-17"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.opened.len(), again.repeated),
+        (0, vec![first.clone()])
+    );
+    let reopen = orchestrator.reopen(request(&second, "ana", "")).await;
+    assert!(
+        matches!(&reopen, Err(TaskError::AlreadyActive { active, .. }) if *active == first),
+        "{reopen:?}"
+    );
     // Another asset is another recommendation.
     let elsewhere = orchestrator
         .apply_situation(SOLUTION, &raised("st-3", "inc-3", "a-18"), None)

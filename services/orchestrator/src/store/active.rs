@@ -1,0 +1,123 @@
+//! The one-active rule: a row per Solution, rule and asset naming its active
+//! recommendation, held while that recommendation is open, acknowledged or in progress.
+//!
+//! Its primary key is what makes two concurrent situations unable to open two
+//! recommendations for one rule and asset: the second insert meets the first. Every
+//! change that makes a recommendation active (opening, reopening) claims its key in the
+//! same transaction, and every change that ends one releases it.
+
+use std::collections::HashSet;
+
+use sqlx::AnyConnection;
+
+use super::{RecommendationRow, StoreError, batch};
+
+/// The key a recommendation holds while active.
+#[derive(Clone, Copy, Debug)]
+pub struct ActiveKey<'a> {
+    pub solution: &'a str,
+    pub rule: &'a str,
+    pub asset_key: &'a str,
+    pub recommendation_id: &'a str,
+}
+
+impl<'a> From<&'a RecommendationRow> for ActiveKey<'a> {
+    fn from(row: &'a RecommendationRow) -> Self {
+        ActiveKey {
+            solution: &row.solution,
+            rule: &row.rule,
+            asset_key: &row.asset_key,
+            recommendation_id: &row.id,
+        }
+    }
+}
+
+const COLUMNS: usize = 4;
+
+/// Claim each key that no active recommendation holds; returns the recommendation ids
+/// whose claim succeeded. A key held already is left as it is.
+pub async fn claim_free(
+    conn: &mut AnyConnection,
+    keys: &[ActiveKey<'_>],
+) -> Result<HashSet<String>, StoreError> {
+    let mut claimed = HashSet::with_capacity(keys.len());
+    for chunk in keys.chunks(batch::rows_per_statement(COLUMNS)) {
+        let sql = format!(
+            "INSERT INTO active_recommendations (solution, rule, asset_key, recommendation_id) \
+             VALUES {} ON CONFLICT DO NOTHING RETURNING recommendation_id",
+            batch::values(chunk.len(), COLUMNS, 1)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for key in chunk {
+            query = query
+                .bind(key.solution)
+                .bind(key.rule)
+                .bind(key.asset_key)
+                .bind(key.recommendation_id);
+        }
+        claimed.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(claimed)
+}
+
+/// Claim every key, failing with a unique violation when one is held (a reopen while
+/// another recommendation is active for the rule and asset).
+pub async fn claim(conn: &mut AnyConnection, keys: &[ActiveKey<'_>]) -> Result<(), sqlx::Error> {
+    for chunk in keys.chunks(batch::rows_per_statement(COLUMNS)) {
+        let sql = format!(
+            "INSERT INTO active_recommendations (solution, rule, asset_key, recommendation_id) \
+             VALUES {}",
+            batch::values(chunk.len(), COLUMNS, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            query = query
+                .bind(key.solution)
+                .bind(key.rule)
+                .bind(key.asset_key)
+                .bind(key.recommendation_id);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Release the keys the recommendations of `keys` hold; a key another recommendation
+/// holds is left alone.
+pub async fn release(conn: &mut AnyConnection, keys: &[ActiveKey<'_>]) -> Result<(), sqlx::Error> {
+    for chunk in keys.chunks(batch::rows_per_statement(COLUMNS)) {
+        let sql = format!(
+            "DELETE FROM active_recommendations \
+             WHERE (solution, rule, asset_key, recommendation_id) IN (VALUES {})",
+            batch::values(chunk.len(), COLUMNS, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            query = query
+                .bind(key.solution)
+                .bind(key.rule)
+                .bind(key.asset_key)
+                .bind(key.recommendation_id);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The recommendation active for `solution`, `rule` and `asset_key`, if any.
+pub async fn holder(
+    conn: &mut AnyConnection,
+    solution: &str,
+    rule: &str,
+    asset_key: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT recommendation_id FROM active_recommendations \
+         WHERE solution = $1 AND rule = $2 AND asset_key = $3",
+    )
+    .bind(solution)
+    .bind(rule)
+    .bind(asset_key)
+    .fetch_optional(conn)
+    .await
+}

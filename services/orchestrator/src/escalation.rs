@@ -4,12 +4,13 @@
 //!   per step, with ids derived from the recommendation and the step. Nothing else writes
 //!   timers, so re-applying a Solution (changed or not) neither adds nor re-arms any: a
 //!   recommendation keeps the ladder it was opened with.
-//! - A timer fires exactly once: the transaction that fires it moves it from `pending`
-//!   to `fired` (or `cancelled`) only if it is still `pending`, together with the
-//!   recommendation's escalation and its actions. A second process, or the same one after
-//!   a crash, finds it no longer pending.
+//! - A timer fires exactly once: its row exists while it is pending, and the transaction
+//!   that fires it deletes the row, together with the recommendation's escalation and
+//!   its actions (the audit trail keeps what fired, when it was due and when it fired).
+//!   A second process, or the same one after a crash, finds the row gone.
 //! - A timer fires only while its recommendation is still `open`; acknowledging,
-//!   assigning or ending it cancels the pending ones.
+//!   assigning or ending it deletes the pending ones, and a timer found due for a
+//!   recommendation no longer open is deleted without firing.
 //! - Timers that came due while the service was down fire as soon as it is back, each
 //!   once, oldest first; the audit trail gives both the due time and the time it fired,
 //!   so a late escalation is visible as late.
@@ -22,7 +23,7 @@ use serde_json::Map;
 use sinter_core::Timestamp;
 use sinter_core::solution::Recommendation as Rule;
 use sinter_proto::events::v1::{Severity, action::Trigger};
-use sinter_proto::orchestrator::v1::{Recommendation, RecommendationChange};
+use sinter_proto::orchestrator::v1::RecommendationChange;
 use sqlx::{AnyConnection, Row};
 
 use crate::error::OrchestratorError;
@@ -31,7 +32,7 @@ use crate::outbox::{self, Cause};
 use crate::situations::SYSTEM_ACTOR;
 use crate::state::State;
 use crate::store::{HistoryRow, RecommendationRow, StoreError, batch, insert_histories};
-use crate::variables::{severity_word, situation_variables};
+use crate::variables::severity_word;
 
 /// One escalation timer, ready to be written.
 #[derive(Clone, Debug)]
@@ -82,10 +83,10 @@ pub async fn insert_timers(
     conn: &mut AnyConnection,
     timers: &[TimerRow],
 ) -> Result<(), StoreError> {
-    const COLUMNS: usize = 6;
-    for chunk in timers.chunks(batch::rows_per_statement(COLUMNS)) {
+    const COLUMNS: usize = 5;
+    for chunk in batch::pieces(timers, COLUMNS) {
         let sql = format!(
-            "INSERT INTO escalation_timers (id, recommendation_id, step, target, due_at, state) \
+            "INSERT INTO escalation_timers (id, recommendation_id, step, target, due_at) \
              VALUES {} ON CONFLICT DO NOTHING",
             batch::values(chunk.len(), COLUMNS, 1)
         );
@@ -96,19 +97,12 @@ pub async fn insert_timers(
                 .bind(timer.recommendation_id.as_str())
                 .bind(timer.step)
                 .bind(timer.target.as_str())
-                .bind(timer.due_at)
-                .bind("pending");
+                .bind(timer.due_at);
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
 }
-
-/// `state = 'pending'`, spelled so that PostgreSQL finds a batch's timers through the
-/// index on their id or recommendation: given `state = 'pending'` it may rather read the
-/// whole partial `escalation_timers_due` index, every pending timer, for each batch.
-/// A timer is `pending`, `fired` or `cancelled`, nothing else.
-const STILL_PENDING: &str = "state <> 'fired' AND state <> 'cancelled'";
 
 /// Cancel the pending timers of recommendation `id`.
 pub async fn cancel(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
@@ -117,10 +111,9 @@ pub async fn cancel(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError
 
 /// Cancel the pending timers of every recommendation in `ids`.
 pub async fn cancel_all(conn: &mut AnyConnection, ids: &[&str]) -> Result<(), StoreError> {
-    for chunk in ids.chunks(batch::rows_per_statement(1)) {
+    for chunk in batch::pieces(ids, 1) {
         let sql = format!(
-            "UPDATE escalation_timers SET state = 'cancelled' \
-             WHERE {STILL_PENDING} AND recommendation_id IN ({})",
+            "DELETE FROM escalation_timers WHERE recommendation_id IN ({})",
             batch::list(chunk.len(), 1)
         );
         let mut query = sqlx::query(&sql);
@@ -169,7 +162,7 @@ impl Orchestrator {
         let now = self.inner.clock.now();
         let rows = sqlx::query(
             "SELECT id, recommendation_id, step, target, due_at FROM escalation_timers \
-             WHERE state = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT $2",
+             WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2",
         )
         .bind(now.as_micros())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -229,17 +222,14 @@ impl Orchestrator {
             .map(|timer| timer.recommendation_id.as_str())
             .collect();
         let mut rows = RecommendationRow::load_many(&mut tx, &ids).await?;
-        let mut to_fire = Vec::new();
-        let mut to_cancel = Vec::new();
-        for timer in batch.iter().flatten() {
-            match rows.get(&timer.recommendation_id) {
-                Some(row) if row.state == State::Open => to_fire.push(timer.id.as_str()),
-                Some(_) => to_cancel.push(timer.id.as_str()),
-                None => {}
-            }
-        }
-        let claimed = claim(&mut tx, &to_fire, "fired", now).await?;
-        claim(&mut tx, &to_cancel, "cancelled", now).await?;
+        // A timer of a recommendation no longer open is claimed too, and so cancelled.
+        let due: Vec<&str> = batch
+            .iter()
+            .flatten()
+            .filter(|timer| rows.contains_key(&timer.recommendation_id))
+            .map(|timer| timer.id.as_str())
+            .collect();
+        let claimed = claim(&mut tx, &due).await?;
 
         let mut fired = Vec::new();
         let mut comments = Vec::new();
@@ -253,6 +243,9 @@ impl Orchestrator {
                 continue;
             };
             let mut changed = false;
+            if row.state != State::Open {
+                continue;
+            }
             for timer in group.iter().filter(|timer| claimed.contains(&timer.id)) {
                 row.escalation_level = row.escalation_level.max(timer.step + 1);
                 row.escalated_to = timer.target.clone();
@@ -260,7 +253,7 @@ impl Orchestrator {
                 changed = true;
                 comments.push((row.id.clone(), row.state, escalation_comment(timer, now)));
                 let recommendation = row.to_proto()?;
-                actions.extend(self.escalation_actions(&row, &recommendation, timer, now));
+                actions.extend(self.escalation_actions(&row, timer, now));
                 fired.push((
                     comments.len() - 1,
                     recommendation,
@@ -312,7 +305,6 @@ impl Orchestrator {
     fn escalation_actions(
         &self,
         row: &RecommendationRow,
-        recommendation: &Recommendation,
         timer: &DueTimer,
         now: Timestamp,
     ) -> Vec<outbox::OutboxRow> {
@@ -322,10 +314,8 @@ impl Orchestrator {
         let Some(rule) = runtime.rules.rule(&row.rule) else {
             return Vec::new();
         };
-        let variables = match &recommendation.situation {
-            Some(situation) => situation_variables(situation, runtime.rules.providers()),
-            None => Map::new(),
-        };
+        // Only webhook bodies read the situation, and webhooks fire on opening only.
+        let variables = Map::new();
         let cause = Cause {
             trigger: Trigger::Escalated,
             step: usize::try_from(timer.step).unwrap_or_default() + 1,
@@ -335,24 +325,16 @@ impl Orchestrator {
     }
 }
 
-/// Move the pending timers among `ids` to `state` (`fired` or `cancelled`); returns the
-/// ids this transaction moved, so a timer another process claimed first is left alone.
-async fn claim(
-    conn: &mut AnyConnection,
-    ids: &[&str],
-    state: &str,
-    now: Timestamp,
-) -> Result<HashSet<String>, StoreError> {
+/// Delete the pending timers among `ids`; returns the ids this transaction deleted, so a
+/// timer another process fired or cancelled first is left alone.
+async fn claim(conn: &mut AnyConnection, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
     let mut claimed = HashSet::with_capacity(ids.len());
-    for chunk in ids.chunks(batch::rows_per_statement(1)) {
+    for chunk in batch::pieces(ids, 1) {
         let sql = format!(
-            "UPDATE escalation_timers SET state = $1, fired_at = $2 \
-             WHERE {STILL_PENDING} AND id IN ({}) RETURNING id",
-            batch::list(chunk.len(), 3)
+            "DELETE FROM escalation_timers WHERE id IN ({}) RETURNING id",
+            batch::list(chunk.len(), 1)
         );
-        let mut query = sqlx::query_scalar::<_, String>(&sql)
-            .bind(state)
-            .bind(now.as_micros());
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
         for id in chunk {
             query = query.bind(*id);
         }
@@ -367,7 +349,7 @@ async fn write_escalations(
     rows: &[RecommendationRow],
 ) -> Result<(), StoreError> {
     const COLUMNS: usize = 4;
-    for chunk in rows.chunks(batch::rows_per_statement(COLUMNS)) {
+    for chunk in batch::pieces(rows, COLUMNS) {
         let sql = format!(
             "UPDATE recommendations SET escalation_level = v.column2, \
              escalated_to = v.column3, updated_at = v.column4 \

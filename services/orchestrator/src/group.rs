@@ -38,7 +38,7 @@ use crate::store::{
     HistoryRow, RecommendationRow, StoreError, batch, insert_histories, is_unique_violation,
 };
 use crate::tasks::{TaskError, TaskRequest, actor};
-use crate::variables::{severity_word, situation_variables};
+use crate::variables::severity_word;
 
 /// Requests applied in one transaction at most.
 pub const GROUP_LIMIT: usize = 512;
@@ -458,10 +458,8 @@ impl Orchestrator {
         let Some(rule) = runtime.rules.rule(&row.rule) else {
             return Ok(Vec::new());
         };
-        let variables = match row.to_proto()?.situation {
-            Some(situation) => situation_variables(&situation, runtime.rules.providers()),
-            None => Map::new(),
-        };
+        // Only webhook bodies read the situation, and webhooks fire on opening only.
+        let variables = Map::new();
         let cause = Cause {
             trigger: Trigger::Resolved,
             step: 0,
@@ -538,7 +536,7 @@ async fn write_rows(
     rows: &[&(State, RecommendationRow)],
 ) -> Result<(), GroupFailure> {
     const COLUMNS: usize = 8;
-    for chunk in rows.chunks(batch::rows_per_statement(COLUMNS)) {
+    for chunk in batch::pieces(rows, COLUMNS) {
         let sql = format!(
             "UPDATE recommendations SET state = v.column3, acknowledged_at = v.column4, \
              outcome = v.column5, resolved_at = v.column6, assignee = v.column7, \

@@ -160,7 +160,7 @@ pub fn entries(
 pub async fn insert(conn: &mut AnyConnection, rows: &[OutboxRow]) -> Result<usize, StoreError> {
     const COLUMNS: usize = 14;
     let mut written = 0;
-    for chunk in rows.chunks(batch::rows_per_statement(COLUMNS)) {
+    for chunk in batch::pieces(rows, COLUMNS) {
         let sql = format!(
             "INSERT INTO action_outbox (id, recommendation_id, solution, kind, target, \
              secret_header, secret_ref, action, state, attempts, last_error, created_at, \

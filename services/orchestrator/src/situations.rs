@@ -233,7 +233,7 @@ async fn mark_applied(
         .map(|((situation, _), _)| situation.id.as_str())
         .collect();
     let mut inserted = HashSet::with_capacity(ids.len());
-    for chunk in ids.chunks(batch::rows_per_statement(COLUMNS)) {
+    for chunk in batch::pieces(&ids, COLUMNS) {
         let sql = format!(
             "INSERT INTO applied_situations (solution, situation_id, applied_at) VALUES {} \
              ON CONFLICT DO NOTHING RETURNING situation_id",
@@ -571,7 +571,7 @@ async fn insert_recommendations(
         .filter(|opening| claimed.contains(&opening.row.id))
         .collect();
     let mut inserted = HashSet::with_capacity(free.len());
-    for chunk in free.chunks(batch::rows_per_statement(COLUMNS)) {
+    for chunk in batch::pieces(&free, COLUMNS) {
         let sql = format!(
             "INSERT INTO recommendations (id, solution, rule, asset_key, asset_id, device_id, \
              state, severity, title, description, situation, incident_id, occurrences, \

@@ -138,8 +138,7 @@ async fn an_invalid_request_fails_alone(backend: Backend) {
     );
     let mut conn = fresh_connection(&database).await;
     let pending: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM escalation_timers WHERE state = 'pending' AND recommendation_id \
-         IN ($1, $2, $3)",
+        "SELECT COUNT(*) FROM escalation_timers WHERE recommendation_id IN ($1, $2, $3)",
     )
     .bind(ids[0])
     .bind(ids[1])
@@ -207,14 +206,12 @@ async fn one_recommendation_twice_in_a_group_is_serial(backend: Backend) {
         resolved_actions, 2,
         "the opening's topic record and the resolve's"
     );
-    let pending: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM escalation_timers WHERE recommendation_id = $1 \
-         AND state = 'pending'",
-    )
-    .bind(id)
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let pending: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM escalation_timers WHERE recommendation_id = $1")
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     assert_eq!(
         pending, 0,
         "acknowledging cancelled the ladder; reopening does not re-arm it"

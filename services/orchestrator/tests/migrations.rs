@@ -1,5 +1,6 @@
 //! Schema upgrades against real PostgreSQL and SQLite: a database made by the first
-//! migration, with recommendations in it, comes up to date with its one-active rule kept.
+//! migration, with recommendations and timers in it, comes up to date with its one-active
+//! rule and its pending timers kept.
 // A test that cannot unwrap has failed: panicking is how it says so.
 #![allow(clippy::unwrap_used)]
 
@@ -48,6 +49,21 @@ async fn active_recommendations_survive_the_upgrade(backend: Backend) {
         .await
         .unwrap();
     }
+    for (id, state) in [
+        ("et-1", "pending"),
+        ("et-2", "fired"),
+        ("et-3", "cancelled"),
+    ] {
+        sqlx::query(
+            "INSERT INTO escalation_timers (id, recommendation_id, step, target, due_at, state) \
+             VALUES ($1, 'rc-1', 0, 'lead', 0, $2)",
+        )
+        .bind(id)
+        .bind(state)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
     conn.close().await.unwrap();
 
     let store = Store::connect(&database.url).await.unwrap();
@@ -69,6 +85,12 @@ async fn active_recommendations_survive_the_upgrade(backend: Backend) {
         matches!(&second, Err(error) if sinter_orchestrator::store::is_unique_violation(error)),
         "{second:?}"
     );
+    // Only pending timers have a row now.
+    let timers: Vec<String> = sqlx::query_scalar("SELECT id FROM escalation_timers")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(timers, ["et-1"]);
     store.close().await;
 }
 

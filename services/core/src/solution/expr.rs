@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 
@@ -253,9 +254,31 @@ fn entry_variables(entry: &EntryExpr, bound: &mut Vec<String>, free: &mut BTreeS
 }
 
 /// A minijinja template that parses and refers only to variables it will be given.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// It is parsed once, when checked; rendering reuses the parsed form.
+#[derive(Clone)]
 pub struct Template {
     source: String,
+    compiled: Arc<minijinja::Environment<'static>>,
+}
+
+/// The name of the one template in a [`Template`]'s environment.
+const TEMPLATE_NAME: &str = "template";
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Template {}
+
+impl fmt::Debug for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Template")
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl Template {
@@ -288,8 +311,13 @@ impl Template {
                 variables.iter().cloned().collect::<Vec<_>>().join(", ")
             ));
         }
+        let mut compiled = minijinja::Environment::new();
+        compiled
+            .add_template_owned(TEMPLATE_NAME, source.to_owned())
+            .map_err(|error| format!("template does not parse: {}", error.kind()))?;
         Ok(Template {
             source: source.to_owned(),
+            compiled: Arc::new(compiled),
         })
     }
 
@@ -300,8 +328,7 @@ impl Template {
 
     /// Render the template with `context` (a situation, as a serialisable value).
     pub fn render<C: serde::Serialize>(&self, context: C) -> Result<String, minijinja::Error> {
-        let environment = minijinja::Environment::new();
-        environment.render_str(&self.source, context)
+        self.compiled.get_template(TEMPLATE_NAME)?.render(context)
     }
 }
 

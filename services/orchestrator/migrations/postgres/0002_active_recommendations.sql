@@ -27,3 +27,11 @@ ALTER TABLE recommendations SET (fillfactor = 70);
 ALTER TABLE recommendation_history DROP CONSTRAINT recommendation_history_recommendation_id_fkey;
 ALTER TABLE escalation_timers DROP CONSTRAINT escalation_timers_recommendation_id_fkey;
 ALTER TABLE action_outbox DROP CONSTRAINT action_outbox_recommendation_id_fkey;
+
+-- A timer row exists while the timer is pending: firing or cancelling one deletes it
+-- (the audit trail keeps the escalation), which writes no index entry, where moving it
+-- to another state rewrote its row and two index entries.
+DELETE FROM escalation_timers WHERE state <> 'pending';
+DROP INDEX escalation_timers_due;
+ALTER TABLE escalation_timers DROP COLUMN state, DROP COLUMN fired_at;
+CREATE INDEX escalation_timers_due ON escalation_timers (due_at, id);

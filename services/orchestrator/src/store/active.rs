@@ -41,7 +41,7 @@ pub async fn claim_free(
     keys: &[ActiveKey<'_>],
 ) -> Result<HashSet<String>, StoreError> {
     let mut claimed = HashSet::with_capacity(keys.len());
-    for chunk in keys.chunks(batch::rows_per_statement(COLUMNS)) {
+    for chunk in batch::pieces(keys, COLUMNS) {
         let sql = format!(
             "INSERT INTO active_recommendations (solution, rule, asset_key, recommendation_id) \
              VALUES {} ON CONFLICT DO NOTHING RETURNING recommendation_id",
@@ -63,7 +63,7 @@ pub async fn claim_free(
 /// Claim every key, failing with a unique violation when one is held (a reopen while
 /// another recommendation is active for the rule and asset).
 pub async fn claim(conn: &mut AnyConnection, keys: &[ActiveKey<'_>]) -> Result<(), sqlx::Error> {
-    for chunk in keys.chunks(batch::rows_per_statement(COLUMNS)) {
+    for chunk in batch::pieces(keys, COLUMNS) {
         let sql = format!(
             "INSERT INTO active_recommendations (solution, rule, asset_key, recommendation_id) \
              VALUES {}",
@@ -85,7 +85,7 @@ pub async fn claim(conn: &mut AnyConnection, keys: &[ActiveKey<'_>]) -> Result<(
 /// Release the keys the recommendations of `keys` hold; a key another recommendation
 /// holds is left alone.
 pub async fn release(conn: &mut AnyConnection, keys: &[ActiveKey<'_>]) -> Result<(), sqlx::Error> {
-    for chunk in keys.chunks(batch::rows_per_statement(COLUMNS)) {
+    for chunk in batch::pieces(keys, COLUMNS) {
         let sql = format!(
             "DELETE FROM active_recommendations \
              WHERE (solution, rule, asset_key, recommendation_id) IN (VALUES {})",

@@ -65,6 +65,9 @@ static DRIVERS: Once = Once::new();
 /// cost (4, a disk's seek) the planner prefers reading a table of a few thousand rows
 /// whole to a few hundred index lookups, and that scan costs several times more; 1.1 is
 /// the usual setting for data in memory or on SSD, and makes it choose the lookups.
+/// Prepared statements kept per PostgreSQL connection, unless the URL says otherwise.
+const STATEMENT_CACHE: &str = "512";
+
 const POSTGRES_SESSION: &str = "SET random_page_cost = 1.1";
 
 impl Store {
@@ -84,7 +87,21 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl { url: redact(url) });
         };
-        let options = AnyConnectOptions::from_str(url).map_err(StoreError::Connect)?;
+        let mut options = AnyConnectOptions::from_str(url).map_err(StoreError::Connect)?;
+        if backend == Backend::Postgres {
+            let set = options
+                .database_url
+                .query_pairs()
+                .any(|(key, _)| key == "statement-cache-capacity");
+            if !set {
+                // Each table's statements come in a dozen sizes (see `batch::pieces`): room
+                // for all of them to stay prepared.
+                options
+                    .database_url
+                    .query_pairs_mut()
+                    .append_pair("statement-cache-capacity", STATEMENT_CACHE);
+            }
+        }
         let connections = match backend {
             Backend::Postgres => max_connections.max(1),
             Backend::Sqlite => 1,

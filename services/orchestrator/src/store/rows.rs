@@ -96,7 +96,7 @@ impl RecommendationRow {
         ids: &[&str],
     ) -> Result<HashMap<String, RecommendationRow>, StoreError> {
         let mut rows = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(batch::rows_per_statement(1)) {
+        for chunk in batch::pieces(ids, 1) {
             let sql = format!(
                 "SELECT {RECOMMENDATION_COLUMNS} FROM recommendations WHERE id IN ({})",
                 batch::list(chunk.len(), 1)
@@ -176,7 +176,7 @@ pub async fn insert_histories(
     entries: &[HistoryRow<'_>],
 ) -> Result<Vec<HistoryEntry>, StoreError> {
     const COLUMNS: usize = 7;
-    for chunk in entries.chunks(batch::rows_per_statement(COLUMNS)) {
+    for chunk in batch::pieces(entries, COLUMNS) {
         // Both databases number the rows of one VALUES list in list order (PostgreSQL takes
         // the `seq` default row by row as it scans the list), so the trail keeps its order.
         let sql = format!(

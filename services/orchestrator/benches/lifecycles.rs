@@ -29,6 +29,10 @@ use sinter_proto::events::v1::{
 use sinter_proto::orchestrator::v1::Outcome;
 use sqlx::Connection;
 
+// The allocator the service binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SOLUTION: &str = r#"
 apiVersion: sinter.dev/v1alpha1
 kind: Solution

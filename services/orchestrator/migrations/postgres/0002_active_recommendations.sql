@@ -35,3 +35,10 @@ DELETE FROM escalation_timers WHERE state <> 'pending';
 DROP INDEX escalation_timers_due;
 ALTER TABLE escalation_timers DROP COLUMN state, DROP COLUMN fired_at;
 CREATE INDEX escalation_timers_due ON escalation_timers (due_at, id);
+
+-- The audit trail is read by recommendation, in order: one index serves that and
+-- identifies an entry, where a key on `seq` alone and an index by recommendation were two
+-- to write for each entry.
+ALTER TABLE recommendation_history DROP CONSTRAINT recommendation_history_pkey;
+DROP INDEX recommendation_history_by_recommendation;
+ALTER TABLE recommendation_history ADD PRIMARY KEY (recommendation_id, seq);

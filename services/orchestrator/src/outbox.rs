@@ -85,7 +85,7 @@ pub fn entries(
         if cause.trigger != Trigger::Opened && matches!(spec, ActionSpec::Webhook(_)) {
             continue;
         }
-        let id = action_id(&recommendation.id, cause, index);
+        let id = action_id(recommendation, cause, index);
         let mut action = Action {
             id: id.clone(),
             recommendation_id: recommendation.id.clone(),
@@ -201,18 +201,26 @@ struct Entry {
 }
 
 /// The action's id, and so the webhook's idempotency key: the recommendation, what
-/// caused it (trigger and escalation step) and which of the rule's actions it is.
-pub fn action_id(recommendation_id: &str, cause: Cause<'_>, index: usize) -> String {
+/// caused it (trigger and escalation step) and which of the rule's actions it is. An
+/// ending also counts its time: a recommendation reopened and ended again starts its
+/// ending's actions anew.
+// Limitation: two endings of one recommendation in the same microsecond (possible only
+// with a manual clock) share their actions' ids, and the second's records are dropped.
+pub fn action_id(recommendation: &RecommendationRow, cause: Cause<'_>, index: usize) -> String {
     let trigger = cause.trigger.as_str_name();
-    sinter_core::id::derive(
-        "ac",
-        &[
-            recommendation_id.as_bytes(),
-            trigger.as_bytes(),
-            cause.step.to_string().as_bytes(),
-            index.to_string().as_bytes(),
-        ],
-    )
+    let step = cause.step.to_string();
+    let index = index.to_string();
+    let mut parts = vec![
+        recommendation.id.as_bytes(),
+        trigger.as_bytes(),
+        step.as_bytes(),
+        index.as_bytes(),
+    ];
+    let ended = recommendation.resolved_at.map(|at| at.to_string());
+    if let (Trigger::Resolved, Some(ended)) = (cause.trigger, &ended) {
+        parts.push(ended.as_bytes());
+    }
+    sinter_core::id::derive("ac", &parts)
 }
 
 /// The `recommendation` variable of webhook bodies, also the topic record's body.

@@ -105,6 +105,7 @@ async fn lifecycle_and_invalid_transitions(backend: Backend) {
         "{acknowledge_resolved}"
     );
 
+    harness.clock.advance(std::time::Duration::from_secs(60));
     let reopened = orchestrator
         .reopen(request(&id, "ana", "came back"))
         .await
@@ -154,6 +155,15 @@ async fn lifecycle_and_invalid_transitions(backend: Backend) {
             .false_alarm_ratio("bearing-overheat"),
         Some(0.5)
     );
+    // Each ending starts its own topic record, the second one too.
+    let endings: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM action_outbox WHERE recommendation_id = $1 AND kind = 'topic'",
+    )
+    .bind(&id)
+    .fetch_one(harness.orchestrator.store().pool())
+    .await
+    .unwrap();
+    assert_eq!(endings, 3, "the opening's record and one per ending");
     let missing = orchestrator
         .acknowledge(request("rc-none", "ana", ""))
         .await;

@@ -77,8 +77,9 @@ pub async fn schedule(
     insert_timers(conn, &ladder(id, rule, opened_at)).await
 }
 
-/// Write `timers`, pending, one statement per [`batch::MAX_PARAMETERS`]; a timer already
-/// there is left as it is.
+/// Write `timers`, pending, in pieces (see [`batch::pieces`]); a pending timer already
+/// there is left as it is. A fired or cancelled timer has no row any more, so only the
+/// opening of a recommendation may write its ladder.
 pub async fn insert_timers(
     conn: &mut AnyConnection,
     timers: &[TimerRow],

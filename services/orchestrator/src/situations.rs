@@ -491,66 +491,94 @@ impl<'a> Openings<'a> {
             return Ok(());
         }
         self.keys.clear();
-        let waiting = std::mem::take(&mut self.waiting);
-        let inserted = insert_recommendations(conn, &waiting).await?;
-        let (opened, repeats): (Vec<_>, Vec<_>) = waiting
-            .into_iter()
-            .partition(|opening| inserted.contains(&opening.row.id));
-        let comments: Vec<String> = opened
-            .iter()
-            .map(|opening| format!("situation {}", opening.situation.id))
-            .collect();
-        let history: Vec<HistoryRow<'_>> = opened
-            .iter()
-            .zip(&comments)
-            .map(|(opening, comment)| HistoryRow {
-                recommendation_id: &opening.row.id,
-                at: now,
-                actor: SYSTEM_ACTOR,
-                event: "opened",
-                from: None,
-                to: Some(State::Open),
-                comment,
-            })
-            .collect();
-        let entries = insert_histories(conn, &history).await?;
-        let mut timers = Vec::new();
-        let mut actions = Vec::new();
-        let cause = Cause {
-            trigger: Trigger::Opened,
-            step: 0,
-            target: "",
-        };
-        for opening in &opened {
-            timers.extend(escalation::ladder(&opening.row.id, opening.rule, now));
-            actions.extend(outbox::entries(
-                &runtime.solution,
-                opening.rule,
-                &opening.row,
-                cause,
-                &opening.variables,
-                now,
-            ));
-        }
-        escalation::insert_timers(conn, &timers).await?;
-        outbox::insert(conn, &actions).await?;
-        for (opening, entry) in opened.into_iter().zip(entries) {
-            let severity = Severity::try_from(opening.row.severity).unwrap_or_default();
-            out.changes.push(RecommendationChange {
-                recommendation: Some(opening.row.to_proto()?),
-                change: Some(entry),
-            });
-            out.effects.push(Effect::Opened {
-                rule: opening.row.rule.clone(),
-                severity: severity_word(severity).to_owned(),
-            });
-            out.results[opening.index].opened.push(opening.row.id);
-        }
-        for opening in repeats {
-            repeat(conn, runtime, &opening, now, out).await?;
+        let mut waiting = std::mem::take(&mut self.waiting);
+        // An opening finds the rule and asset held, then the holder ends and commits before
+        // the opening can add its occurrence: the key is free again, so it tries again.
+        for _ in 0..OPEN_ATTEMPTS {
+            waiting = write_openings(conn, runtime, now, out, waiting).await?;
+            if waiting.is_empty() {
+                break;
+            }
         }
         Ok(())
     }
+}
+
+/// Tries at writing an opening whose rule and asset keep changing hands under it.
+const OPEN_ATTEMPTS: usize = 3;
+
+/// Write `waiting`: the recommendations in one statement, then, for those written, their
+/// audit entries, timers and actions in one statement each. An opening whose rule and asset
+/// has an active recommendation adds an occurrence to it instead. Returns the openings that
+/// could do neither: the active one ended between the two.
+async fn write_openings<'a>(
+    conn: &mut AnyConnection,
+    runtime: &SolutionRuntime,
+    now: Timestamp,
+    out: &mut Outcomes<'_>,
+    waiting: Vec<Opening<'a>>,
+) -> Result<Vec<Opening<'a>>, StoreError> {
+    let inserted = insert_recommendations(conn, &waiting).await?;
+    let (opened, repeats): (Vec<_>, Vec<_>) = waiting
+        .into_iter()
+        .partition(|opening| inserted.contains(&opening.row.id));
+    let comments: Vec<String> = opened
+        .iter()
+        .map(|opening| format!("situation {}", opening.situation.id))
+        .collect();
+    let history: Vec<HistoryRow<'_>> = opened
+        .iter()
+        .zip(&comments)
+        .map(|(opening, comment)| HistoryRow {
+            recommendation_id: &opening.row.id,
+            at: now,
+            actor: SYSTEM_ACTOR,
+            event: "opened",
+            from: None,
+            to: Some(State::Open),
+            comment,
+        })
+        .collect();
+    let entries = insert_histories(conn, &history).await?;
+    let mut timers = Vec::new();
+    let mut actions = Vec::new();
+    let cause = Cause {
+        trigger: Trigger::Opened,
+        step: 0,
+        target: "",
+    };
+    for opening in &opened {
+        timers.extend(escalation::ladder(&opening.row.id, opening.rule, now));
+        actions.extend(outbox::entries(
+            &runtime.solution,
+            opening.rule,
+            &opening.row,
+            cause,
+            &opening.variables,
+            now,
+        ));
+    }
+    escalation::insert_timers(conn, &timers).await?;
+    outbox::insert(conn, &actions).await?;
+    for (opening, entry) in opened.into_iter().zip(entries) {
+        let severity = Severity::try_from(opening.row.severity).unwrap_or_default();
+        out.changes.push(RecommendationChange {
+            recommendation: Some(opening.row.to_proto()?),
+            change: Some(entry),
+        });
+        out.effects.push(Effect::Opened {
+            rule: opening.row.rule.clone(),
+            severity: severity_word(severity).to_owned(),
+        });
+        out.results[opening.index].opened.push(opening.row.id);
+    }
+    let mut lost = Vec::new();
+    for opening in repeats {
+        if !repeat(conn, runtime, &opening, now, out).await? {
+            lost.push(opening);
+        }
+    }
+    Ok(lost)
 }
 
 /// Insert the openings' recommendations, one statement per [`batch::MAX_PARAMETERS`];
@@ -611,14 +639,15 @@ async fn insert_recommendations(
     Ok(inserted)
 }
 
-/// One more occurrence of the active recommendation for the opening's rule and asset.
+/// One more occurrence of the active recommendation for the opening's rule and asset;
+/// `false` when there is none any more, and the opening has to be tried again.
 async fn repeat(
     conn: &mut AnyConnection,
     runtime: &SolutionRuntime,
     opening: &Opening<'_>,
     now: Timestamp,
     out: &mut Outcomes<'_>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     // Limitation: only the latest raising incident is kept, so when two incidents feed one
     // recommendation the clear of the latest ends it.
     let update = format!(
@@ -636,9 +665,12 @@ async fn repeat(
         .fetch_optional(&mut *conn)
         .await?;
     let Some(repeated) = repeated else {
-        // The conflict was with this very id: the same situation opened it before, under
-        // another position. Nothing to add.
-        return Ok(());
+        // Either the conflict was with this very id (the same situation opened it before,
+        // under another position: nothing to add), or the active one ended after the claim.
+        let opened_before = RecommendationRow::load(conn, &opening.row.id)
+            .await?
+            .is_some();
+        return Ok(opened_before);
     };
     let row = RecommendationRow::load(conn, &repeated)
         .await?
@@ -661,7 +693,7 @@ async fn repeat(
         change: Some(entry),
     });
     out.results[opening.index].repeated.push(repeated);
-    Ok(())
+    Ok(true)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -428,3 +428,60 @@ on_both_databases!(
     a_redelivered_situation_changes_nothing_twice,
     a_failing_rule_is_reported_and_stops_nothing,
 );
+
+/// A raise that finds its rule and asset held, while the holder ends before the raise can
+/// add its occurrence, opens a new recommendation: it is neither an occurrence nor lost.
+/// PostgreSQL only: it takes a second writer, which SQLite's one connection cannot have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raise_racing_the_end_of_the_active_one_is_not_lost() {
+    use sqlx::Connection;
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let receiver = Receiver::start().await;
+    let harness = Harness::start(&database, &receiver.url).await;
+    let orchestrator = harness.orchestrator.clone();
+    let first = orchestrator
+        .apply_situation(SOLUTION, &raised("st-1", "inc-1", "a-17"), None)
+        .await
+        .unwrap()
+        .opened[0]
+        .clone();
+
+    // Another writer holds a-18's key, uncommitted: the batch's claim waits on it, after
+    // it found a-17 held by `first`.
+    let mut side = sqlx::AnyConnection::connect(&database.url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut side).await.unwrap();
+    sqlx::query(
+        "INSERT INTO active_recommendations (solution, rule, asset_key, recommendation_id) \
+         VALUES ($1, 'bearing-overheat', 'a-18', 'rc-side')",
+    )
+    .bind(SOLUTION)
+    .execute(&mut side)
+    .await
+    .unwrap();
+    let batch = vec![
+        (raised("st-2", "inc-2", "a-17"), None),
+        (raised("st-3", "inc-3", "a-18"), None),
+    ];
+    let applying = {
+        let orchestrator = orchestrator.clone();
+        tokio::spawn(async move { orchestrator.apply_situations(SOLUTION, &batch).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // While it waits, `first` ends; then the other writer gives a-18 up.
+    orchestrator
+        .resolve(request(&first, "ana", ""), Outcome::Fixed)
+        .await
+        .unwrap();
+    sqlx::raw_sql("ROLLBACK").execute(&mut side).await.unwrap();
+
+    let applied = applying.await.unwrap().unwrap();
+    assert_eq!(applied[0].opened.len(), 1, "{:?}", applied[0]);
+    assert_ne!(applied[0].opened[0], first);
+    assert!(applied[0].repeated.is_empty(), "{:?}", applied[0]);
+    assert_eq!(applied[1].opened.len(), 1, "{:?}", applied[1]);
+    let active = orchestrator
+        .recommendation(&applied[0].opened[0])
+        .await
+        .unwrap();
+    assert_eq!(active.state(), RecommendationState::Open);
+}

@@ -2,14 +2,17 @@
 --
 -- The one-active rule moves from a partial unique index on `recommendations` to a table
 -- of its own. As long as the index named `state` in its predicate, every state change
--- rewrote an entry in each of the table's indexes; now no index holds a column a
--- lifecycle changes, so PostgreSQL updates a recommendation in place (a HOT update) when
--- its page has room, and the fill factor leaves that room.
+-- rewrote an entry in each of the table's indexes; now no index holds a column a state
+-- change or an escalation changes, so PostgreSQL updates a recommendation in place (a HOT
+-- update) when its page has room, and the fill factor leaves that room.
 --
 -- The audit trail, the timers and the outbox no longer reference `recommendations` by a
--- foreign key: each of their rows is written in the transaction that inserts or locks
--- its recommendation, and recommendations are never deleted, so the key checked nothing
--- the code does not already ensure, at the cost of a lookup and a row lock per row.
+-- foreign key: each of their rows is written in the transaction that changes its
+-- recommendation, and recommendations are never deleted, so the key checked nothing the
+-- code does not already ensure, at the cost of a lookup and a row lock per row.
+--
+-- Every replica must be stopped before this runs: an older orchestrator neither claims
+-- nor releases the one-active key.
 
 CREATE TABLE active_recommendations (
     solution TEXT NOT NULL,

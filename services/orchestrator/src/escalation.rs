@@ -223,11 +223,12 @@ impl Orchestrator {
             .map(|timer| timer.recommendation_id.as_str())
             .collect();
         let mut rows = RecommendationRow::load_many(&mut tx, &ids).await?;
-        // A timer of a recommendation no longer open is claimed too, and so cancelled.
+        // A timer of a recommendation no longer open is claimed too, and so cancelled; so is
+        // one whose recommendation is missing (nothing but a hand in the database makes
+        // one), which would otherwise come first in every round and never fire.
         let due: Vec<&str> = batch
             .iter()
             .flatten()
-            .filter(|timer| rows.contains_key(&timer.recommendation_id))
             .map(|timer| timer.id.as_str())
             .collect();
         let claimed = claim(&mut tx, &due).await?;

@@ -138,3 +138,38 @@ on_both_databases!(
     escalation_follows_the_clock,
     a_due_timer_fires_once_after_a_restart,
 );
+
+/// A timer whose recommendation is missing (PostgreSQL has no foreign key to stop a hand
+/// in the database making one) is cleared away when due, and does not hold the others up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_without_its_recommendation_does_not_stall_the_rest() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let receiver = Receiver::start().await;
+    let harness = Harness::start(&database, &receiver.url).await;
+    let orchestrator = &harness.orchestrator;
+    let id = orchestrator
+        .apply_situation(SOLUTION, &raised("st-1", "inc-1", "a-17"), None)
+        .await
+        .unwrap()
+        .opened[0]
+        .clone();
+    sqlx::query(
+        "INSERT INTO escalation_timers (id, recommendation_id, step, target, due_at) \
+         VALUES ('et-orphan', 'rc-gone', 0, 'lead', 0)",
+    )
+    .execute(orchestrator.store().pool())
+    .await
+    .unwrap();
+    harness.clock.advance(15 * MINUTE);
+    // One timer a round: the orphan comes first, due since the epoch.
+    assert_eq!(orchestrator.fire_due_timers(1).await.unwrap(), 0);
+    assert_eq!(orchestrator.fire_due_timers(1).await.unwrap(), 1);
+    let escalated = orchestrator.recommendation(&id).await.unwrap();
+    assert_eq!(escalated.escalation_level, 1);
+    let orphans: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM escalation_timers WHERE id = 'et-orphan'")
+            .fetch_one(orchestrator.store().pool())
+            .await
+            .unwrap();
+    assert_eq!(orphans, 0);
+}

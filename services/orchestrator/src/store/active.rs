@@ -8,7 +8,8 @@
 
 use std::collections::HashSet;
 
-use sqlx::AnyConnection;
+use sqlx::any::AnyArguments;
+use sqlx::{AnyConnection, Arguments};
 
 use super::{RecommendationRow, StoreError, batch};
 
@@ -34,6 +35,17 @@ impl<'a> From<&'a RecommendationRow> for ActiveKey<'a> {
 
 const COLUMNS: usize = 4;
 
+/// The parameters of `keys`, a row of [`COLUMNS`] each.
+fn arguments<'q>(keys: &[ActiveKey<'q>]) -> Result<AnyArguments<'q>, sqlx::Error> {
+    let mut arguments = AnyArguments::default();
+    for key in keys {
+        for value in [key.solution, key.rule, key.asset_key, key.recommendation_id] {
+            arguments.add(value).map_err(sqlx::Error::Encode)?;
+        }
+    }
+    Ok(arguments)
+}
+
 /// Claim each key that no active recommendation holds; returns the recommendation ids
 /// whose claim succeeded. A key held already is left as it is.
 pub async fn claim_free(
@@ -47,14 +59,7 @@ pub async fn claim_free(
              VALUES {} ON CONFLICT DO NOTHING RETURNING recommendation_id",
             batch::values(chunk.len(), COLUMNS, 1)
         );
-        let mut query = sqlx::query_scalar::<_, String>(&sql);
-        for key in chunk {
-            query = query
-                .bind(key.solution)
-                .bind(key.rule)
-                .bind(key.asset_key)
-                .bind(key.recommendation_id);
-        }
+        let query = sqlx::query_scalar_with::<_, String, _>(&sql, arguments(chunk)?);
         claimed.extend(query.fetch_all(&mut *conn).await?);
     }
     Ok(claimed)
@@ -69,15 +74,9 @@ pub async fn claim(conn: &mut AnyConnection, keys: &[ActiveKey<'_>]) -> Result<(
              VALUES {}",
             batch::values(chunk.len(), COLUMNS, 1)
         );
-        let mut query = sqlx::query(&sql);
-        for key in chunk {
-            query = query
-                .bind(key.solution)
-                .bind(key.rule)
-                .bind(key.asset_key)
-                .bind(key.recommendation_id);
-        }
-        query.execute(&mut *conn).await?;
+        sqlx::query_with(&sql, arguments(chunk)?)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -91,15 +90,9 @@ pub async fn release(conn: &mut AnyConnection, keys: &[ActiveKey<'_>]) -> Result
              WHERE (solution, rule, asset_key, recommendation_id) IN (VALUES {})",
             batch::values(chunk.len(), COLUMNS, 1)
         );
-        let mut query = sqlx::query(&sql);
-        for key in chunk {
-            query = query
-                .bind(key.solution)
-                .bind(key.rule)
-                .bind(key.asset_key)
-                .bind(key.recommendation_id);
-        }
-        query.execute(&mut *conn).await?;
+        sqlx::query_with(&sql, arguments(chunk)?)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::webhook::Receiver;
-use common::{Backend, CMMS_TOKEN, Harness, SOLUTION, TestDatabase, raised};
+use common::{Backend, CMMS_TOKEN, Harness, SOLUTION, TestDatabase, open_one, raised};
 use sinter_orchestrator::dispatch::RetryError;
 use sinter_orchestrator::outbox;
 
@@ -17,13 +17,7 @@ async fn a_crash_before_delivery_still_delivers_once(backend: Backend) {
     let database = TestDatabase::create(backend).await;
     let receiver = Receiver::start().await;
     let first = Harness::start(&database, &receiver.url).await;
-    let id = first
-        .orchestrator
-        .apply_situation(SOLUTION, &raised("st-1", "inc-1", "a-17"), None)
-        .await
-        .unwrap()
-        .opened[0]
-        .clone();
+    let id = open_one(&first.orchestrator, &raised("st-1", "inc-1", "a-17")).await;
     // The process dies after the commit, before its dispatcher ran.
     let clock = first.clock.clone();
     let bus = first.bus.clone();

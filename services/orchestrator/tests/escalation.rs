@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::webhook::Receiver;
-use common::{Backend, Harness, SOLUTION, TestDatabase, raised};
+use common::{Backend, Harness, TestDatabase, open_one, raised};
 use prost::Message;
 use sinter_bus::Bus;
 use sinter_orchestrator::TaskRequest;
@@ -23,12 +23,7 @@ async fn escalation_follows_the_clock(backend: Backend) {
     let receiver = Receiver::start().await;
     let harness = Harness::start(&database, &receiver.url).await;
     let orchestrator = &harness.orchestrator;
-    let id = orchestrator
-        .apply_situation(SOLUTION, &raised("st-1", "inc-1", "a-17"), None)
-        .await
-        .unwrap()
-        .opened[0]
-        .clone();
+    let id = open_one(orchestrator, &raised("st-1", "inc-1", "a-17")).await;
     harness.clock.advance(14 * MINUTE);
     assert_eq!(orchestrator.fire_due_timers(100).await.unwrap(), 0);
     harness.clock.advance(MINUTE);
@@ -85,13 +80,7 @@ async fn a_due_timer_fires_once_after_a_restart(backend: Backend) {
     let database = TestDatabase::create(backend).await;
     let receiver = Receiver::start().await;
     let first = Harness::start(&database, &receiver.url).await;
-    let id = first
-        .orchestrator
-        .apply_situation(SOLUTION, &raised("st-1", "inc-1", "a-17"), None)
-        .await
-        .unwrap()
-        .opened[0]
-        .clone();
+    let id = open_one(&first.orchestrator, &raised("st-1", "inc-1", "a-17")).await;
     let clock = first.clock.clone();
     let bus = first.bus.clone();
     first.orchestrator.store().close().await;
@@ -147,12 +136,7 @@ async fn a_timer_without_its_recommendation_does_not_stall_the_rest() {
     let receiver = Receiver::start().await;
     let harness = Harness::start(&database, &receiver.url).await;
     let orchestrator = &harness.orchestrator;
-    let id = orchestrator
-        .apply_situation(SOLUTION, &raised("st-1", "inc-1", "a-17"), None)
-        .await
-        .unwrap()
-        .opened[0]
-        .clone();
+    let id = open_one(orchestrator, &raised("st-1", "inc-1", "a-17")).await;
     sqlx::query(
         "INSERT INTO escalation_timers (id, recommendation_id, step, target, due_at) \
          VALUES ('et-orphan', 'rc-gone', 0, 'lead', 0)",

@@ -7,7 +7,7 @@
 mod common;
 
 use common::webhook::Receiver;
-use common::{Backend, Harness, SOLUTION, TestDatabase, cleared, raised, situation};
+use common::{Backend, Harness, SOLUTION, TestDatabase, cleared, open_one, raised, situation};
 use sinter_orchestrator::{Position, State, TaskError, TaskRequest};
 use sinter_proto::events::v1::detection::Transition;
 use sinter_proto::orchestrator::v1::{Outcome, RecommendationState};
@@ -216,12 +216,7 @@ async fn a_new_breach_after_resolve_opens_a_new_recommendation(backend: Backend)
     let receiver = Receiver::start().await;
     let harness = Harness::start(&database, &receiver.url).await;
     let orchestrator = &harness.orchestrator;
-    let first = orchestrator
-        .apply_situation(SOLUTION, &raised("st-1", "inc-1", "a-17"), None)
-        .await
-        .unwrap()
-        .opened[0]
-        .clone();
+    let first = open_one(orchestrator, &raised("st-1", "inc-1", "a-17")).await;
     orchestrator
         .resolve(request(&first, "ana", ""), Outcome::Fixed)
         .await
@@ -278,12 +273,7 @@ async fn a_clear_follows_the_rules_resolve_when(backend: Backend) {
     let receiver = Receiver::start().await;
     let harness = Harness::start(&database, &receiver.url).await;
     let orchestrator = &harness.orchestrator;
-    let bearing = orchestrator
-        .apply_situation(SOLUTION, &raised("st-1", "inc-1", "a-17"), None)
-        .await
-        .unwrap()
-        .opened[0]
-        .clone();
+    let bearing = open_one(orchestrator, &raised("st-1", "inc-1", "a-17")).await;
     let vibration_situation = situation(
         "st-2",
         "inc-2",
@@ -292,12 +282,7 @@ async fn a_clear_follows_the_rules_resolve_when(backend: Backend) {
         Transition::Raised,
         9.0,
     );
-    let vibration = orchestrator
-        .apply_situation(SOLUTION, &vibration_situation, None)
-        .await
-        .unwrap()
-        .opened[0]
-        .clone();
+    let vibration = open_one(orchestrator, &vibration_situation).await;
     harness.clock.advance(std::time::Duration::from_secs(600));
     let applied = orchestrator
         .apply_situation(SOLUTION, &cleared("st-3", "inc-1", "a-17"), None)
@@ -439,12 +424,7 @@ async fn a_raise_racing_the_end_of_the_active_one_is_not_lost() {
     let receiver = Receiver::start().await;
     let harness = Harness::start(&database, &receiver.url).await;
     let orchestrator = harness.orchestrator.clone();
-    let first = orchestrator
-        .apply_situation(SOLUTION, &raised("st-1", "inc-1", "a-17"), None)
-        .await
-        .unwrap()
-        .opened[0]
-        .clone();
+    let first = open_one(&orchestrator, &raised("st-1", "inc-1", "a-17")).await;
 
     // Another writer holds a-18's key, uncommitted: the batch's claim waits on it, after
     // it found a-17 held by `first`.

@@ -204,6 +204,17 @@ pub fn situation(
     }
 }
 
+/// Apply `situation` to the test Solution, which must open exactly one recommendation;
+/// returns its id.
+pub async fn open_one(orchestrator: &Orchestrator, situation: &Situation) -> String {
+    let applied = orchestrator
+        .apply_situation(SOLUTION, situation, None)
+        .await
+        .expect("apply a situation");
+    assert_eq!(applied.opened.len(), 1, "{applied:?}");
+    applied.opened[0].clone()
+}
+
 pub fn raised(id: &str, incident: &str, asset: &str) -> Situation {
     situation(
         id,

@@ -1,7 +1,7 @@
 //! The escalation ladder: durable timers in SQL, fired by the Clock.
 //!
 //! - A recommendation's timers are written when it opens, in the same transaction, one
-//!   per step, with ids derived from the recommendation and the step. Nothing else writes
+//!   per step, keyed by the recommendation and the step. Nothing else writes
 //!   timers, so re-applying a Solution (changed or not) neither adds nor re-arms any: a
 //!   recommendation keeps the ladder it was opened with.
 //! - A timer fires exactly once: its row exists while it is pending, and the transaction
@@ -37,7 +37,6 @@ use crate::variables::severity_word;
 /// One escalation timer, ready to be written.
 #[derive(Clone, Debug)]
 pub struct TimerRow {
-    id: String,
     recommendation_id: String,
     step: i64,
     target: String,
@@ -50,31 +49,12 @@ pub fn ladder(id: &str, rule: &Rule, opened_at: Timestamp) -> Vec<TimerRow> {
         .iter()
         .enumerate()
         .map(|(step, rung)| TimerRow {
-            id: sinter_core::id::derive(
-                "et",
-                &[
-                    id.as_bytes(),
-                    step.to_string().as_bytes(),
-                    rung.to.as_bytes(),
-                    rung.after.as_micros().to_string().as_bytes(),
-                ],
-            ),
             recommendation_id: id.to_owned(),
             step: i64::try_from(step).unwrap_or(i64::MAX),
             target: rung.to.clone(),
             due_at: opened_at.saturating_add(rung.after).as_micros(),
         })
         .collect()
-}
-
-/// Write the timers of `rule`'s ladder for recommendation `id`, opened at `opened_at`.
-pub async fn schedule(
-    conn: &mut AnyConnection,
-    id: &str,
-    rule: &Rule,
-    opened_at: Timestamp,
-) -> Result<(), StoreError> {
-    insert_timers(conn, &ladder(id, rule, opened_at)).await
 }
 
 /// Write `timers`, pending, in pieces (see [`batch::pieces`]); a pending timer already
@@ -84,17 +64,16 @@ pub async fn insert_timers(
     conn: &mut AnyConnection,
     timers: &[TimerRow],
 ) -> Result<(), StoreError> {
-    const COLUMNS: usize = 5;
+    const COLUMNS: usize = 4;
     for chunk in batch::pieces(timers, COLUMNS) {
         let sql = format!(
-            "INSERT INTO escalation_timers (id, recommendation_id, step, target, due_at) \
+            "INSERT INTO escalation_timers (recommendation_id, step, target, due_at) \
              VALUES {} ON CONFLICT DO NOTHING",
             batch::values(chunk.len(), COLUMNS, 1)
         );
         let mut query = sqlx::query(&sql);
         for timer in chunk {
             query = query
-                .bind(timer.id.as_str())
                 .bind(timer.recommendation_id.as_str())
                 .bind(timer.step)
                 .bind(timer.target.as_str())
@@ -149,7 +128,6 @@ fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
 
 /// A timer that came due.
 struct DueTimer {
-    id: String,
     recommendation_id: String,
     step: i64,
     target: String,
@@ -161,9 +139,11 @@ impl Orchestrator {
     /// escalated a recommendation.
     pub async fn fire_due_timers(&self, limit: usize) -> Result<usize, OrchestratorError> {
         let now = self.inner.clock.now();
+        // Ties in due time come in no particular order; each recommendation's steps are
+        // put in order below.
         let rows = sqlx::query(
-            "SELECT id, recommendation_id, step, target, due_at FROM escalation_timers \
-             WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2",
+            "SELECT recommendation_id, step, target, due_at FROM escalation_timers \
+             WHERE due_at <= $1 ORDER BY due_at LIMIT $2",
         )
         .bind(now.as_micros())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -172,7 +152,6 @@ impl Orchestrator {
         let mut timers = Vec::with_capacity(rows.len());
         for row in rows {
             timers.push(DueTimer {
-                id: row.try_get("id")?,
                 recommendation_id: row.try_get("recommendation_id")?,
                 step: row.try_get("step")?,
                 target: row.try_get("target")?,
@@ -191,6 +170,9 @@ impl Orchestrator {
                     by_recommendation.push(vec![timer]);
                 }
             }
+        }
+        for group in &mut by_recommendation {
+            group.sort_by_key(|timer| (timer.due_at, timer.step));
         }
         let batches: Vec<Vec<Vec<DueTimer>>> = chunk(by_recommendation, TIMER_BATCH);
         let results: Vec<Result<usize, OrchestratorError>> = futures::stream::iter(batches)
@@ -226,10 +208,10 @@ impl Orchestrator {
         // A timer of a recommendation no longer open is claimed too, and so cancelled; so is
         // one whose recommendation is missing (nothing but a hand in the database makes
         // one), which would otherwise come first in every round and never fire.
-        let due: Vec<&str> = batch
+        let due: Vec<(&str, i64)> = batch
             .iter()
             .flatten()
-            .map(|timer| timer.id.as_str())
+            .map(|timer| (timer.recommendation_id.as_str(), timer.step))
             .collect();
         let claimed = claim(&mut tx, &due).await?;
 
@@ -248,7 +230,10 @@ impl Orchestrator {
             if row.state != State::Open {
                 continue;
             }
-            for timer in group.iter().filter(|timer| claimed.contains(&timer.id)) {
+            let is_claimed = |timer: &&DueTimer| {
+                claimed.contains(&(timer.recommendation_id.clone(), timer.step))
+            };
+            for timer in group.iter().filter(is_claimed) {
                 row.escalation_level = row.escalation_level.max(timer.step + 1);
                 row.escalated_to = timer.target.clone();
                 row.updated_at = now.as_micros();
@@ -327,18 +312,23 @@ impl Orchestrator {
     }
 }
 
-/// Delete the pending timers among `ids`; returns the ids this transaction deleted, so a
-/// timer another process fired or cancelled first is left alone.
-async fn claim(conn: &mut AnyConnection, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
-    let mut claimed = HashSet::with_capacity(ids.len());
-    for chunk in batch::pieces(ids, 1) {
+/// Delete the pending timers among `timers` (recommendation and step); returns those this
+/// transaction deleted, so a timer another process fired or cancelled first is left alone.
+async fn claim(
+    conn: &mut AnyConnection,
+    timers: &[(&str, i64)],
+) -> Result<HashSet<(String, i64)>, StoreError> {
+    const COLUMNS: usize = 2;
+    let mut claimed = HashSet::with_capacity(timers.len());
+    for chunk in batch::pieces(timers, COLUMNS) {
         let sql = format!(
-            "DELETE FROM escalation_timers WHERE id IN ({}) RETURNING id",
-            batch::list(chunk.len(), 1)
+            "DELETE FROM escalation_timers WHERE (recommendation_id, step) IN (VALUES {}) \
+             RETURNING recommendation_id, step",
+            batch::values(chunk.len(), COLUMNS, 1)
         );
-        let mut query = sqlx::query_scalar::<_, String>(&sql);
-        for id in chunk {
-            query = query.bind(*id);
+        let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+        for (id, step) in chunk {
+            query = query.bind(*id).bind(*step);
         }
         claimed.extend(query.fetch_all(&mut *conn).await?);
     }

@@ -220,7 +220,8 @@ pub fn action_id(recommendation: &RecommendationRow, cause: Cause<'_>, index: us
     if let (Trigger::Resolved, Some(ended)) = (cause.trigger, &ended) {
         parts.push(ended.as_bytes());
     }
-    sinter_core::id::derive("ac", &parts)
+    // Ordered by the recommendation's opening, as the recommendation's own id.
+    sinter_core::id::derive_ordered("ac", recommendation.opened_at, &parts)
 }
 
 /// The `recommendation` variable of webhook bodies, also the topic record's body.

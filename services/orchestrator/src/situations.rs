@@ -412,8 +412,11 @@ impl<'a> Opening<'a> {
             .as_ref()
             .map(|detection| detection.incident_id.clone())
             .unwrap_or_default();
-        let id = sinter_core::id::derive(
+        // Ordered by opening time: the indexes keyed by recommendation (its own, its audit
+        // trail's, its timers' and its actions') then grow where the newest are.
+        let id = sinter_core::id::derive_ordered(
             "rc",
+            now.as_micros(),
             &[
                 runtime.qualified.as_bytes(),
                 rule.name.as_bytes(),

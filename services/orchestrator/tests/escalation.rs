@@ -138,8 +138,8 @@ async fn a_timer_without_its_recommendation_does_not_stall_the_rest() {
     let orchestrator = &harness.orchestrator;
     let id = open_one(orchestrator, &raised("st-1", "inc-1", "a-17")).await;
     sqlx::query(
-        "INSERT INTO escalation_timers (id, recommendation_id, step, target, due_at) \
-         VALUES ('et-orphan', 'rc-gone', 0, 'lead', 0)",
+        "INSERT INTO escalation_timers (recommendation_id, step, target, due_at) \
+         VALUES ('rc-gone', 0, 'lead', 0)",
     )
     .execute(orchestrator.store().pool())
     .await
@@ -150,10 +150,11 @@ async fn a_timer_without_its_recommendation_does_not_stall_the_rest() {
     assert_eq!(orchestrator.fire_due_timers(1).await.unwrap(), 1);
     let escalated = orchestrator.recommendation(&id).await.unwrap();
     assert_eq!(escalated.escalation_level, 1);
-    let orphans: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM escalation_timers WHERE id = 'et-orphan'")
-            .fetch_one(orchestrator.store().pool())
-            .await
-            .unwrap();
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM escalation_timers WHERE recommendation_id = 'rc-gone'",
+    )
+    .fetch_one(orchestrator.store().pool())
+    .await
+    .unwrap();
     assert_eq!(orphans, 0);
 }

@@ -1,6 +1,6 @@
 //! Schema upgrades against real PostgreSQL and SQLite: a database made by the first
 //! migration, with recommendations and timers in it, comes up to date with its one-active
-//! rule and its pending timers kept.
+//! rule and its pending timers kept, now keyed by recommendation and step.
 // A test that cannot unwrap has failed: panicking is how it says so.
 #![allow(clippy::unwrap_used)]
 
@@ -85,12 +85,23 @@ async fn active_recommendations_survive_the_upgrade(backend: Backend) {
         matches!(&second, Err(error) if sinter_orchestrator::store::is_unique_violation(error)),
         "{second:?}"
     );
-    // Only pending timers have a row now.
-    let timers: Vec<String> = sqlx::query_scalar("SELECT id FROM escalation_timers")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(timers, ["et-1"]);
+    // Only pending timers have a row now, keyed by recommendation and step.
+    let timers: Vec<(String, i64, String)> =
+        sqlx::query_as("SELECT recommendation_id, step, target FROM escalation_timers")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(timers, [("rc-1".to_owned(), 0, "lead".to_owned())]);
+    let again = sqlx::query(
+        "INSERT INTO escalation_timers (recommendation_id, step, target, due_at) \
+         VALUES ('rc-1', 0, 'manager', 0)",
+    )
+    .execute(store.pool())
+    .await;
+    assert!(
+        matches!(&again, Err(error) if sinter_orchestrator::store::is_unique_violation(error)),
+        "{again:?}"
+    );
     store.close().await;
 }
 

@@ -1,0 +1,15 @@
+-- An escalation timer is identified by its recommendation and its step: one key serves
+-- the lookups by recommendation (cancelling), where a derived id and an index by
+-- recommendation were two to write for each timer. The due index holds the due time
+-- alone; timers due at the same moment fire in no particular order.
+-- Only an opening writes a recommendation's ladder, one timer per step; were there two
+-- for a step, the one with the lower id stays.
+DELETE FROM escalation_timers AS later USING escalation_timers AS earlier
+    WHERE later.recommendation_id = earlier.recommendation_id
+    AND later.step = earlier.step AND later.id > earlier.id;
+ALTER TABLE escalation_timers DROP CONSTRAINT escalation_timers_pkey;
+DROP INDEX escalation_timers_by_recommendation;
+DROP INDEX escalation_timers_due;
+ALTER TABLE escalation_timers DROP COLUMN id;
+ALTER TABLE escalation_timers ADD PRIMARY KEY (recommendation_id, step);
+CREATE INDEX escalation_timers_due ON escalation_timers (due_at);

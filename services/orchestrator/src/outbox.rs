@@ -8,7 +8,7 @@
 //!   Webhooks fire on opening only, so a CMMS gets one work order per recommendation.
 
 use prost::Message;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sinter_core::solution::{Action as ActionSpec, Recommendation as Rule, SecretRef};
 use sinter_core::topic::{self, Stream};
 use sinter_core::{Solution, Timestamp};
@@ -99,10 +99,10 @@ pub fn entries(
             body_json: String::new(),
             created_at: Some(sinter_proto::time::to_proto(now)),
         };
-        let recommendation_value = recommendation_json(recommendation, cause);
+        let body = RecommendationBody::new(recommendation, cause);
         let entry = match spec {
             ActionSpec::Webhook(webhook) => {
-                let (body, error) = match render_body(webhook, variables, &recommendation_value) {
+                let (body, error) = match render_body(webhook, variables, &body) {
                     Ok(body) => (body, None),
                     Err(reason) => (String::new(), Some(reason)),
                 };
@@ -123,7 +123,8 @@ pub fn entries(
                 }
             }
             ActionSpec::Topic(_) => {
-                action.body_json = recommendation_value.to_string();
+                // Strings and numbers always encode.
+                action.body_json = serde_json::to_string(&body).unwrap_or_default();
                 Entry {
                     kind: KIND_TOPIC,
                     target: topic::name(solution.namespace(), solution.name(), Stream::Actions),
@@ -224,45 +225,70 @@ pub fn action_id(recommendation: &RecommendationRow, cause: Cause<'_>, index: us
     sinter_core::id::derive_ordered("ac", recommendation.opened_at, &parts)
 }
 
-/// The `recommendation` variable of webhook bodies, also the topic record's body.
-fn recommendation_json(recommendation: &RecommendationRow, cause: Cause<'_>) -> Value {
-    let severity = sinter_proto::events::v1::Severity::try_from(recommendation.severity)
-        .map(severity_word)
-        .unwrap_or_default();
-    let trigger = match cause.trigger {
-        Trigger::Opened => "opened",
-        Trigger::Escalated => "escalated",
-        Trigger::Resolved => "resolved",
-        Trigger::Unspecified => "",
-    };
-    json!({
-        "id": recommendation.id,
-        "solution": recommendation.solution,
-        "rule": recommendation.rule,
-        "state": recommendation.state.as_str(),
-        "title": recommendation.title,
-        "description": recommendation.description,
-        "severity": severity,
-        "assetId": recommendation.asset_id,
-        "deviceId": recommendation.device_id,
-        "occurrences": recommendation.occurrences,
-        "escalationLevel": recommendation.escalation_level,
-        "assignee": recommendation.assignee,
-        "trigger": trigger,
-        "target": cause.target,
-    })
+/// The `recommendation` variable of webhook bodies, also the topic record's body. The
+/// fields are in the order of their names, as a JSON object's keys print.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecommendationBody<'a> {
+    asset_id: &'a str,
+    assignee: &'a str,
+    description: &'a str,
+    device_id: &'a str,
+    escalation_level: i64,
+    id: &'a str,
+    occurrences: i64,
+    rule: &'a str,
+    severity: &'static str,
+    solution: &'a str,
+    state: &'static str,
+    target: &'a str,
+    title: &'a str,
+    trigger: &'static str,
+}
+
+impl<'a> RecommendationBody<'a> {
+    fn new(recommendation: &'a RecommendationRow, cause: Cause<'a>) -> Self {
+        let severity = sinter_proto::events::v1::Severity::try_from(recommendation.severity)
+            .map(severity_word)
+            .unwrap_or_default();
+        let trigger = match cause.trigger {
+            Trigger::Opened => "opened",
+            Trigger::Escalated => "escalated",
+            Trigger::Resolved => "resolved",
+            Trigger::Unspecified => "",
+        };
+        RecommendationBody {
+            asset_id: &recommendation.asset_id,
+            assignee: &recommendation.assignee,
+            description: &recommendation.description,
+            device_id: &recommendation.device_id,
+            escalation_level: recommendation.escalation_level,
+            id: &recommendation.id,
+            occurrences: recommendation.occurrences,
+            rule: &recommendation.rule,
+            severity,
+            solution: &recommendation.solution,
+            state: recommendation.state.as_str(),
+            target: cause.target,
+            title: &recommendation.title,
+            trigger,
+        }
+    }
 }
 
 fn render_body(
     webhook: &sinter_core::solution::WebhookAction,
     variables: &Map<String, Value>,
-    recommendation: &Value,
+    recommendation: &RecommendationBody<'_>,
 ) -> Result<String, String> {
     let Some(template) = &webhook.body else {
-        return Ok(recommendation.to_string());
+        return serde_json::to_string(recommendation)
+            .map_err(|error| format!("the recommendation does not encode: {error}"));
     };
+    let recommendation = serde_json::to_value(recommendation)
+        .map_err(|error| format!("the recommendation does not encode: {error}"))?;
     let mut context = variables.clone();
-    context.insert("recommendation".into(), recommendation.clone());
+    context.insert("recommendation".into(), recommendation);
     let body = template
         .render(&context)
         .map_err(|error| format!("the webhook body does not render: {error}"))?;

@@ -60,14 +60,14 @@ pub struct Store {
 
 static DRIVERS: Once = Once::new();
 
+/// Prepared statements kept per PostgreSQL connection, unless the URL says otherwise.
+const STATEMENT_CACHE: &str = "512";
+
 /// Set on each PostgreSQL session. The orchestrator's statements look rows up by key, a
 /// batch's worth at a time, in tables that stay in memory. With the default random page
 /// cost (4, a disk's seek) the planner prefers reading a table of a few thousand rows
 /// whole to a few hundred index lookups, and that scan costs several times more; 1.1 is
 /// the usual setting for data in memory or on SSD, and makes it choose the lookups.
-/// Prepared statements kept per PostgreSQL connection, unless the URL says otherwise.
-const STATEMENT_CACHE: &str = "512";
-
 const POSTGRES_SESSION: &str = "SET random_page_cost = 1.1";
 
 impl Store {

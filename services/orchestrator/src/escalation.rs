@@ -126,6 +126,19 @@ fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     chunks
 }
 
+/// A step that fired, for metrics, the log and watchers.
+struct Fired {
+    /// Its audit entry's place among the batch's.
+    entry: usize,
+    /// The recommendation after the step, when someone watches the changes.
+    recommendation: Option<sinter_proto::orchestrator::v1::Recommendation>,
+    id: String,
+    rule: String,
+    severity: i32,
+    target: String,
+    step: i64,
+}
+
 /// A timer that came due.
 struct DueTimer {
     recommendation_id: String,
@@ -215,6 +228,7 @@ impl Orchestrator {
             .collect();
         let claimed = claim(&mut tx, &due).await?;
 
+        let watched = self.watched();
         let mut fired = Vec::new();
         let mut comments = Vec::new();
         let mut actions = Vec::new();
@@ -239,14 +253,18 @@ impl Orchestrator {
                 row.updated_at = now.as_micros();
                 changed = true;
                 comments.push((row.id.clone(), row.state, escalation_comment(timer, now)));
-                let recommendation = row.to_proto()?;
+                // The recommendation as it stands after this step, for watchers.
+                let recommendation = if watched { Some(row.to_proto()?) } else { None };
                 actions.extend(self.escalation_actions(&row, timer, now));
-                fired.push((
-                    comments.len() - 1,
+                fired.push(Fired {
+                    entry: comments.len() - 1,
                     recommendation,
-                    timer.target.clone(),
-                    timer.step,
-                ));
+                    id: row.id.clone(),
+                    rule: row.rule.clone(),
+                    severity: row.severity,
+                    target: timer.target.clone(),
+                    step: timer.step,
+                });
             }
             if changed {
                 escalated.push(row);
@@ -271,17 +289,19 @@ impl Orchestrator {
 
         let count = fired.len();
         let mut changes = Vec::with_capacity(count);
-        for (entry, recommendation, target, step) in fired {
-            let severity = Severity::try_from(recommendation.severity)
+        for fired in fired {
+            let severity = Severity::try_from(fired.severity)
                 .map(severity_word)
                 .unwrap_or_default();
-            self.inner.metrics.escalated(&recommendation.rule, severity);
-            tracing::info!(recommendation = %recommendation.id, rule = %recommendation.rule,
-                target = %target, step = step + 1, "Recommendation escalated.");
-            changes.push(RecommendationChange {
-                recommendation: Some(recommendation),
-                change: entries.get(entry).cloned(),
-            });
+            self.inner.metrics.escalated(&fired.rule, severity);
+            tracing::info!(recommendation = %fired.id, rule = %fired.rule,
+                target = %fired.target, step = fired.step + 1, "Recommendation escalated.");
+            if let Some(recommendation) = fired.recommendation {
+                changes.push(RecommendationChange {
+                    recommendation: Some(recommendation),
+                    change: entries.get(fired.entry).cloned(),
+                });
+            }
         }
         self.publish(changes);
         Ok(count)

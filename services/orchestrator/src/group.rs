@@ -494,10 +494,12 @@ impl Orchestrator {
     ) -> Result<Recommendation, TaskError> {
         let row = &done.row;
         let recommendation = row.to_proto()?;
-        self.publish(vec![RecommendationChange {
-            recommendation: Some(recommendation.clone()),
-            change: entries.get(done.entry).cloned(),
-        }]);
+        if self.watched() {
+            self.publish(vec![RecommendationChange {
+                recommendation: Some(recommendation.clone()),
+                change: entries.get(done.entry).cloned(),
+            }]);
+        }
         let Some(transition) = done.transition else {
             return Ok(recommendation);
         };

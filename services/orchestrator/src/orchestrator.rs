@@ -217,6 +217,11 @@ impl Orchestrator {
         self.inner.solutions.keys().map(String::as_str)
     }
 
+    /// Whether anyone watches the changes: without a watcher, nothing needs building.
+    pub(crate) fn watched(&self) -> bool {
+        self.inner.changes.receiver_count() > 0
+    }
+
     pub(crate) fn publish(&self, changes: Vec<RecommendationChange>) {
         for change in changes {
             // No watcher is fine: changes are not kept for later.

@@ -108,6 +108,7 @@ impl Orchestrator {
         let mut tx = self.inner.store.begin().await?;
         let fresh = mark_applied(&mut tx, &runtime.qualified, batch, now).await?;
         store_positions(&mut tx, batch.iter().filter_map(|(_, at)| at.as_ref()), now).await?;
+        let watched = self.watched();
         let mut changes = Vec::new();
         let mut effects = Vec::new();
         let mut results: Vec<Applied> = batch.iter().map(|_| Applied::default()).collect();
@@ -126,6 +127,7 @@ impl Orchestrator {
                 // A clear may end what the waiting openings open: write them first.
                 let mut out = Outcomes {
                     results: &mut results,
+                    watched,
                     changes: &mut changes,
                     effects: &mut effects,
                 };
@@ -166,6 +168,7 @@ impl Orchestrator {
                     // A second opening for one rule and asset sees the first one's row.
                     let mut out = Outcomes {
                         results: &mut results,
+                        watched,
                         changes: &mut changes,
                         effects: &mut effects,
                     };
@@ -176,6 +179,7 @@ impl Orchestrator {
         }
         let mut out = Outcomes {
             results: &mut results,
+            watched,
             changes: &mut changes,
             effects: &mut effects,
         };
@@ -374,6 +378,8 @@ fn asset_key(situation: &Situation) -> (String, String, String) {
 /// Where the outcomes of a batch's situations go.
 struct Outcomes<'a> {
     results: &'a mut [Applied],
+    /// Whether anyone watches the changes; without a watcher none is built.
+    watched: bool,
     changes: &'a mut Vec<RecommendationChange>,
     effects: &'a mut Vec<Effect>,
 }
@@ -565,10 +571,12 @@ async fn write_openings<'a>(
     outbox::insert(conn, &actions).await?;
     for (opening, entry) in opened.into_iter().zip(entries) {
         let severity = Severity::try_from(opening.row.severity).unwrap_or_default();
-        out.changes.push(RecommendationChange {
-            recommendation: Some(opening.row.to_proto()?),
-            change: Some(entry),
-        });
+        if out.watched {
+            out.changes.push(RecommendationChange {
+                recommendation: Some(opening.row.to_proto()?),
+                change: Some(entry),
+            });
+        }
         out.effects.push(Effect::Opened {
             rule: opening.row.rule.clone(),
             severity: severity_word(severity).to_owned(),
@@ -691,10 +699,12 @@ async fn repeat(
         },
     )
     .await?;
-    out.changes.push(RecommendationChange {
-        recommendation: Some(row.to_proto()?),
-        change: Some(entry),
-    });
+    if out.watched {
+        out.changes.push(RecommendationChange {
+            recommendation: Some(row.to_proto()?),
+            change: Some(entry),
+        });
+    }
     out.results[opening.index].repeated.push(repeated);
     Ok(true)
 }

@@ -55,7 +55,8 @@ spec:
 /// Situations per transaction, as the consumer batches what waits on the bus.
 const SITUATION_BATCH: usize = 64;
 
-/// Batches of situations applied at once (one per partition of the situations topic).
+/// Batches of situations applied at once, as by four consumers (replicas) of the
+/// situations topic; one process's consumer applies one batch at a time.
 const OPEN_PARALLELISM: usize = 4;
 
 /// Database connections, the service's default.

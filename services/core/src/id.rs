@@ -1,6 +1,8 @@
 //! Deterministic record ids: the same source always yields the same id, so a
 //! replayed record is recognised and changes nothing twice. Ids of records that are
-//! stored and looked up by id can lead with a time, so that new ones sort together.
+//! stored and looked up by id can lead with a time, so that new ones sort together; such
+//! an id is only as stable as the time given, so the time must come from the record's
+//! source (or the record be recognised some other way) for a replay to be caught.
 
 use sha2::{Digest, Sha256};
 

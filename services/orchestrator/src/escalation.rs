@@ -23,7 +23,6 @@ use serde_json::Map;
 use sinter_core::Timestamp;
 use sinter_core::solution::Recommendation as Rule;
 use sinter_proto::events::v1::{Severity, action::Trigger};
-use sinter_proto::orchestrator::v1::RecommendationChange;
 use sqlx::{AnyConnection, Row};
 
 use crate::error::OrchestratorError;
@@ -130,11 +129,10 @@ fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
 struct Fired {
     /// Its audit entry's place among the batch's.
     entry: usize,
-    /// The recommendation after the step, when someone watches the changes.
-    recommendation: Option<sinter_proto::orchestrator::v1::Recommendation>,
-    id: String,
-    rule: String,
-    severity: i32,
+    /// Its recommendation's place among the batch's escalated rows.
+    row: usize,
+    /// The escalation level and target the step left.
+    level: i64,
     target: String,
     step: i64,
 }
@@ -228,7 +226,6 @@ impl Orchestrator {
             .collect();
         let claimed = claim(&mut tx, &due).await?;
 
-        let watched = self.watched();
         let mut fired = Vec::new();
         let mut comments = Vec::new();
         let mut actions = Vec::new();
@@ -253,15 +250,11 @@ impl Orchestrator {
                 row.updated_at = now.as_micros();
                 changed = true;
                 comments.push((row.id.clone(), row.state, escalation_comment(timer, now)));
-                // The recommendation as it stands after this step, for watchers.
-                let recommendation = if watched { Some(row.to_proto()?) } else { None };
                 actions.extend(self.escalation_actions(&row, timer, now));
                 fired.push(Fired {
                     entry: comments.len() - 1,
-                    recommendation,
-                    id: row.id.clone(),
-                    rule: row.rule.clone(),
-                    severity: row.severity,
+                    row: escalated.len(),
+                    level: row.escalation_level,
                     target: timer.target.clone(),
                     step: timer.step,
                 });
@@ -288,22 +281,27 @@ impl Orchestrator {
         tx.commit().await?;
 
         let count = fired.len();
-        let mut changes = Vec::with_capacity(count);
+        let watched = self.watched();
+        let mut changes = Vec::new();
         for fired in fired {
-            let severity = Severity::try_from(fired.severity)
+            let Some(row) = escalated.get(fired.row) else {
+                continue;
+            };
+            let severity = Severity::try_from(row.severity)
                 .map(severity_word)
                 .unwrap_or_default();
-            self.inner.metrics.escalated(&fired.rule, severity);
-            tracing::info!(recommendation = %fired.id, rule = %fired.rule,
+            self.inner.metrics.escalated(&row.rule, severity);
+            tracing::info!(recommendation = %row.id, rule = %row.rule,
                 target = %fired.target, step = fired.step + 1, "Recommendation escalated.");
-            if let Some(recommendation) = fired.recommendation {
-                changes.push(RecommendationChange {
-                    recommendation: Some(recommendation),
-                    change: entries.get(fired.entry).cloned(),
-                });
+            if let (true, Some(entry)) = (watched, entries.get(fired.entry)) {
+                // The recommendation as this step left it.
+                let mut after = row.clone();
+                after.escalation_level = fired.level;
+                after.escalated_to = fired.target;
+                changes.push((after, entry.clone()));
             }
         }
-        self.publish(changes);
+        self.publish_rows(changes);
         Ok(count)
     }
 

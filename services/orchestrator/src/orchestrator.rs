@@ -8,7 +8,7 @@ use std::time::Duration;
 use sinter_bus::Bus;
 use sinter_core::topic::{self, Stream};
 use sinter_core::{SharedClock, Solution};
-use sinter_proto::orchestrator::v1::RecommendationChange;
+use sinter_proto::orchestrator::v1::{HistoryEntry, RecommendationChange};
 use sinter_runtime::ServiceContext;
 use sqlx::Row;
 use tokio::sync::broadcast;
@@ -18,7 +18,7 @@ use crate::group;
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::state::ACTIVE_STATES_SQL;
-use crate::store::{Backend, Store};
+use crate::store::{Backend, RecommendationRow, Store};
 
 /// How the orchestrator runs, beyond what the [`ServiceContext`] says.
 #[derive(Clone, Debug)]
@@ -218,8 +218,30 @@ impl Orchestrator {
     }
 
     /// Whether anyone watches the changes: without a watcher, nothing needs building.
+    /// Asked after the commit, so a watcher that subscribed while the change was being
+    /// written still sees it.
     pub(crate) fn watched(&self) -> bool {
         self.inner.changes.receiver_count() > 0
+    }
+
+    /// Tell watchers of committed changes, each a recommendation as it now stands and its
+    /// audit entry; they are built only when someone watches.
+    pub(crate) fn publish_rows(&self, rows: Vec<(RecommendationRow, HistoryEntry)>) {
+        if rows.is_empty() || !self.watched() {
+            return;
+        }
+        let mut changes = Vec::with_capacity(rows.len());
+        for (row, entry) in rows {
+            match row.to_proto() {
+                Ok(recommendation) => changes.push(RecommendationChange {
+                    recommendation: Some(recommendation),
+                    change: Some(entry),
+                }),
+                Err(error) => tracing::warn!(recommendation = %row.id, error = %error,
+                    "Cannot show a committed change to watchers."),
+            }
+        }
+        self.publish(changes);
     }
 
     pub(crate) fn publish(&self, changes: Vec<RecommendationChange>) {

@@ -21,7 +21,7 @@ use sinter_core::Timestamp;
 use sinter_core::solution::{Recommendation as Rule, ResolveWhen};
 use sinter_proto::events::v1::action::Trigger;
 use sinter_proto::events::v1::{Severity, Situation, detection::Transition as Detected};
-use sinter_proto::orchestrator::v1::{Outcome, RecommendationChange};
+use sinter_proto::orchestrator::v1::{HistoryEntry, Outcome};
 use sqlx::AnyConnection;
 
 use crate::error::OrchestratorError;
@@ -108,7 +108,6 @@ impl Orchestrator {
         let mut tx = self.inner.store.begin().await?;
         let fresh = mark_applied(&mut tx, &runtime.qualified, batch, now).await?;
         store_positions(&mut tx, batch.iter().filter_map(|(_, at)| at.as_ref()), now).await?;
-        let watched = self.watched();
         let mut changes = Vec::new();
         let mut effects = Vec::new();
         let mut results: Vec<Applied> = batch.iter().map(|_| Applied::default()).collect();
@@ -127,7 +126,6 @@ impl Orchestrator {
                 // A clear may end what the waiting openings open: write them first.
                 let mut out = Outcomes {
                     results: &mut results,
-                    watched,
                     changes: &mut changes,
                     effects: &mut effects,
                 };
@@ -168,7 +166,6 @@ impl Orchestrator {
                     // A second opening for one rule and asset sees the first one's row.
                     let mut out = Outcomes {
                         results: &mut results,
-                        watched,
                         changes: &mut changes,
                         effects: &mut effects,
                     };
@@ -179,7 +176,6 @@ impl Orchestrator {
         }
         let mut out = Outcomes {
             results: &mut results,
-            watched,
             changes: &mut changes,
             effects: &mut effects,
         };
@@ -211,7 +207,7 @@ impl Orchestrator {
                 } => metrics.ended(&rule, &severity, "cleared", after),
             }
         }
-        self.publish(changes);
+        self.publish_rows(changes);
         Ok(results)
     }
 }
@@ -375,12 +371,14 @@ fn asset_key(situation: &Situation) -> (String, String, String) {
     (key, asset, device)
 }
 
+/// A recommendation as a situation left it, with the audit entry of the change.
+type Change = (RecommendationRow, HistoryEntry);
+
 /// Where the outcomes of a batch's situations go.
 struct Outcomes<'a> {
     results: &'a mut [Applied],
-    /// Whether anyone watches the changes; without a watcher none is built.
-    watched: bool,
-    changes: &'a mut Vec<RecommendationChange>,
+    /// What changed, for watchers once committed.
+    changes: &'a mut Vec<Change>,
     effects: &'a mut Vec<Effect>,
 }
 
@@ -571,17 +569,14 @@ async fn write_openings<'a>(
     outbox::insert(conn, &actions).await?;
     for (opening, entry) in opened.into_iter().zip(entries) {
         let severity = Severity::try_from(opening.row.severity).unwrap_or_default();
-        if out.watched {
-            out.changes.push(RecommendationChange {
-                recommendation: Some(opening.row.to_proto()?),
-                change: Some(entry),
-            });
-        }
         out.effects.push(Effect::Opened {
             rule: opening.row.rule.clone(),
             severity: severity_word(severity).to_owned(),
         });
-        out.results[opening.index].opened.push(opening.row.id);
+        out.results[opening.index]
+            .opened
+            .push(opening.row.id.clone());
+        out.changes.push((opening.row, entry));
     }
     let mut lost = Vec::new();
     for opening in repeats {
@@ -699,12 +694,7 @@ async fn repeat(
         },
     )
     .await?;
-    if out.watched {
-        out.changes.push(RecommendationChange {
-            recommendation: Some(row.to_proto()?),
-            change: Some(entry),
-        });
-    }
+    out.changes.push((row, entry));
     out.results[opening.index].repeated.push(repeated);
     Ok(true)
 }
@@ -717,7 +707,7 @@ async fn close_cleared(
     variables: &Map<String, Value>,
     now: Timestamp,
     applied: &mut Applied,
-    changes: &mut Vec<RecommendationChange>,
+    changes: &mut Vec<Change>,
     effects: &mut Vec<Effect>,
 ) -> Result<(), StoreError> {
     let Some(incident) = situation
@@ -759,10 +749,7 @@ async fn close_cleared(
                 },
             )
             .await?;
-            changes.push(RecommendationChange {
-                recommendation: Some(row.to_proto()?),
-                change: Some(entry),
-            });
+            changes.push((row, entry));
             continue;
         }
         let Some(ended) = Transition::Clear.apply(row.state) else {
@@ -829,10 +816,7 @@ async fn close_cleared(
             severity: severity.to_owned(),
             after: now.duration_since(Timestamp::from_micros(updated.opened_at)),
         });
-        changes.push(RecommendationChange {
-            recommendation: Some(updated.to_proto()?),
-            change: Some(entry),
-        });
+        changes.push((updated, entry));
         applied.closed.push(id);
     }
     Ok(())

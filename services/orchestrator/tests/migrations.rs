@@ -49,17 +49,21 @@ async fn active_recommendations_survive_the_upgrade(backend: Backend) {
         .await
         .unwrap();
     }
-    for (id, state) in [
-        ("et-1", "pending"),
-        ("et-2", "fired"),
-        ("et-3", "cancelled"),
+    // Only an opening writes timers, one a step; a second pending one for the step (by hand)
+    // gives way to the one with the lower id.
+    for (id, state, target) in [
+        ("et-9", "pending", "by-hand"),
+        ("et-1", "pending", "lead"),
+        ("et-2", "fired", "lead"),
+        ("et-3", "cancelled", "lead"),
     ] {
         sqlx::query(
             "INSERT INTO escalation_timers (id, recommendation_id, step, target, due_at, state) \
-             VALUES ($1, 'rc-1', 0, 'lead', 0, $2)",
+             VALUES ($1, 'rc-1', 0, $3, 0, $2)",
         )
         .bind(id)
         .bind(state)
+        .bind(target)
         .execute(&mut conn)
         .await
         .unwrap();

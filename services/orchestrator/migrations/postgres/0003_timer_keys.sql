@@ -2,6 +2,9 @@
 -- the lookups by recommendation (cancelling), where a derived id and an index by
 -- recommendation were two to write for each timer. The due index holds the due time
 -- alone; timers due at the same moment fire in no particular order.
+--
+-- Every replica must be stopped before this runs: an older orchestrator writes and reads
+-- the timer ids this drops.
 -- Only an opening writes a recommendation's ladder, one timer per step; were there two
 -- for a step, the one with the lower id stays.
 DELETE FROM escalation_timers AS later USING escalation_timers AS earlier

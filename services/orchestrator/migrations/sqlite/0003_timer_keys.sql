@@ -7,8 +7,10 @@ CREATE TABLE keyed_timers (
     due_at INTEGER NOT NULL,
     PRIMARY KEY (recommendation_id, step)
 );
+-- Were there two timers for a step, the one with the lower id stays, as on PostgreSQL.
 INSERT OR IGNORE INTO keyed_timers (recommendation_id, step, target, due_at)
-    SELECT recommendation_id, step, target, due_at FROM escalation_timers;
+    SELECT recommendation_id, step, target, due_at FROM escalation_timers
+    ORDER BY recommendation_id, step, id;
 DROP TABLE escalation_timers;
 ALTER TABLE keyed_timers RENAME TO escalation_timers;
 CREATE INDEX escalation_timers_due ON escalation_timers (due_at);

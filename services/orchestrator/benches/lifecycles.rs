@@ -28,7 +28,6 @@ use sinter_proto::events::v1::{
 };
 use sinter_proto::orchestrator::v1::Outcome;
 use sqlx::Connection;
-use tokio::sync::{mpsc, watch};
 
 // The allocator the service binary runs with.
 #[global_allocator]
@@ -162,62 +161,46 @@ async fn run(
     let one_after_another = started.elapsed();
     bench.check(lifecycles).await?;
 
-    // The steps side by side, as in service: recommendations open and escalate as the
-    // clock ticks, while people acknowledge and resolve the ones that escalated before.
-    // Each tick opens a wave and fires the first rungs of the wave before (due one tick
-    // after it opened). Acknowledging and resolving run on their own, a wave at a time,
-    // as their waves come; the clock waits only so that no wave's second rung (four ticks
-    // after it opened) comes due before the wave is acknowledged.
+    // The steps side by side, as in service: while one wave of recommendations opens, the
+    // one before escalates, the one before that is acknowledged, and the oldest resolved.
+    // A wave's first rung comes due one tick after it opened; it is acknowledged before its
+    // second rung is due.
     clock.advance(Duration::from_secs(24 * 3600));
     let waves: Vec<std::ops::Range<usize>> = (0..lifecycles.div_ceil(WAVE))
         .map(|wave| lifecycles + wave * WAVE..lifecycles + ((wave + 1) * WAVE).min(lifecycles))
         .collect();
-    let (escalated_tx, mut escalated_rx) = mpsc::unbounded_channel::<Vec<String>>();
-    let (acknowledged_tx, mut acknowledged_rx) = mpsc::unbounded_channel::<Vec<String>>();
-    let (acknowledged_waves_tx, mut acknowledged_waves) = watch::channel(0_usize);
+    let mut ids: Vec<Vec<String>> = Vec::with_capacity(waves.len());
+    let mut escalated = 0;
     let started = Instant::now();
-    let ticking = async {
-        let mut escalated = 0;
-        let mut before: Option<Vec<String>> = None;
-        for tick in 0..=waves.len() {
-            let opening = waves.get(tick).cloned();
-            let open = async {
-                match opening {
-                    Some(wave) => bench.open(wave).await.map(Some),
-                    None => Ok(None),
-                }
-            };
-            let (opened, fired) = tokio::try_join!(open, bench.escalate())?;
-            escalated += fired;
-            if let Some(wave) = before.take() {
-                escalated_tx.send(wave)?;
+    for tick in 0..waves.len() + 3 {
+        let opening = waves.get(tick).cloned();
+        let opens = opening.is_some();
+        let open = async {
+            match opening {
+                Some(wave) => bench.open(wave).await,
+                None => Ok(Vec::new()),
             }
-            before = opened;
-            // The wave opened three ticks ago must be acknowledged before the next tick
-            // makes its second rung due.
-            let needed = tick.saturating_sub(2);
-            acknowledged_waves.wait_for(|done| *done >= needed).await?;
-            clock.advance(RUNG);
+        };
+        let acknowledge = async {
+            match tick.checked_sub(2).and_then(|wave| ids.get(wave)) {
+                Some(wave) => bench.act(wave, false).await,
+                None => Ok(()),
+            }
+        };
+        let resolve = async {
+            match tick.checked_sub(3).and_then(|wave| ids.get(wave)) {
+                Some(wave) => bench.act(wave, true).await,
+                None => Ok(()),
+            }
+        };
+        let (opened, fired, (), ()) =
+            tokio::try_join!(open, bench.escalate(), acknowledge, resolve)?;
+        if opens {
+            ids.push(opened);
         }
-        drop(escalated_tx);
-        Ok::<_, anyhow::Error>(escalated)
-    };
-    let acknowledging = async {
-        while let Some(wave) = escalated_rx.recv().await {
-            bench.act(&wave, false).await?;
-            acknowledged_tx.send(wave)?;
-            acknowledged_waves_tx.send_modify(|done| *done += 1);
-        }
-        drop(acknowledged_tx);
-        Ok::<_, anyhow::Error>(())
-    };
-    let resolving = async {
-        while let Some(wave) = acknowledged_rx.recv().await {
-            bench.act(&wave, true).await?;
-        }
-        Ok::<_, anyhow::Error>(())
-    };
-    let (escalated, (), ()) = tokio::try_join!(ticking, acknowledging, resolving)?;
+        escalated += fired;
+        clock.advance(RUNG);
+    }
     let side_by_side = started.elapsed();
     anyhow::ensure!(
         escalated == lifecycles,
@@ -240,7 +223,7 @@ async fn run(
         rate(lifecycles, one_after_another)
     );
     println!(
-        "full lifecycles/s, steps side by side, {WAVE} opening a tick: {:.0}",
+        "full lifecycles/s, steps side by side in waves of {WAVE}: {:.0}",
         rate(lifecycles, side_by_side)
     );
     orchestrator.store().close().await;

@@ -15,4 +15,10 @@ DROP INDEX escalation_timers_by_recommendation;
 DROP INDEX escalation_timers_due;
 ALTER TABLE escalation_timers DROP COLUMN id;
 ALTER TABLE escalation_timers ADD PRIMARY KEY (recommendation_id, step);
-CREATE INDEX escalation_timers_due ON escalation_timers (due_at);
+-- The due timers and the pending actions are queues: an entry lives until its timer
+-- fires or its action is delivered, and a batch's entries share a time (its openings share
+-- the moment they were applied). Deduplication would merge those equal keys into posting
+-- lists, work that only pays for entries that stay; these indexes do without it.
+CREATE INDEX escalation_timers_due ON escalation_timers (due_at)
+    WITH (deduplicate_items = off);
+ALTER INDEX action_outbox_pending SET (deduplicate_items = off);

@@ -148,16 +148,21 @@ pub(crate) async fn watch_recommendations(
 /// What a person reads for one change; `None` for one not worth a line.
 pub(crate) fn describe(change: &RecommendationChange) -> Option<String> {
     let recommendation = change.recommendation.as_ref()?;
-    let entry = change.change.as_ref()?;
     let id = &recommendation.id;
-    let text = match entry.event.as_str() {
-        "occurrence" => return None,
-        // The snapshot a watch starts with: what is open now.
-        "" => format!(
+    // The snapshot a watch starts with (what is open now) comes without an audit entry.
+    let Some(entry) = change
+        .change
+        .as_ref()
+        .filter(|entry| !entry.event.is_empty())
+    else {
+        return Some(format!(
             "recommendation {id} is {}: {}",
             state_text(recommendation.state),
             recommendation.title
-        ),
+        ));
+    };
+    let text = match entry.event.as_str() {
+        "occurrence" => return None,
         "opened" => format!(
             "recommendation {id} opened: {} [{}]",
             recommendation.title,
@@ -239,6 +244,15 @@ mod tests {
         assert_eq!(
             describe(&change("commented")).as_deref(),
             Some("recommendation rec-1 commented by ana, now open")
+        );
+        // What a watch starts with: the open ones, with no audit entry.
+        let snapshot = RecommendationChange {
+            change: None,
+            ..change("")
+        };
+        assert_eq!(
+            describe(&snapshot).as_deref(),
+            Some("recommendation rec-1 is open: Inspect Pump P-07")
         );
     }
 }

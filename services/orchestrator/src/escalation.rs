@@ -19,7 +19,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde_json::Map;
 use sinter_core::Timestamp;
 use sinter_core::solution::Recommendation as Rule;
 use sinter_proto::events::v1::{Severity, action::Trigger};
@@ -250,7 +249,12 @@ impl Orchestrator {
                 row.updated_at = now.as_micros();
                 changed = true;
                 comments.push((row.id.clone(), row.state, escalation_comment(timer, now)));
-                actions.extend(self.escalation_actions(&row, timer, now));
+                let cause = Cause {
+                    trigger: Trigger::Escalated,
+                    step: usize::try_from(timer.step).unwrap_or_default() + 1,
+                    target: &timer.target,
+                };
+                actions.extend(self.later_actions(&row, cause, now));
                 fired.push(Fired {
                     entry: comments.len() - 1,
                     row: escalated.len(),
@@ -303,30 +307,6 @@ impl Orchestrator {
         }
         self.publish_rows(changes);
         Ok(count)
-    }
-
-    /// The actions an escalation of `row` by `timer` starts: a topic record per `topic`
-    /// action of its rule.
-    fn escalation_actions(
-        &self,
-        row: &RecommendationRow,
-        timer: &DueTimer,
-        now: Timestamp,
-    ) -> Vec<outbox::OutboxRow> {
-        let Some(runtime) = self.solution(&row.solution) else {
-            return Vec::new();
-        };
-        let Some(rule) = runtime.rules.rule(&row.rule) else {
-            return Vec::new();
-        };
-        // Only webhook bodies read the situation, and webhooks fire on opening only.
-        let variables = Map::new();
-        let cause = Cause {
-            trigger: Trigger::Escalated,
-            step: usize::try_from(timer.step).unwrap_or_default() + 1,
-            target: &timer.target,
-        };
-        outbox::entries(&runtime.solution, rule, row, cause, &variables, now)
     }
 }
 

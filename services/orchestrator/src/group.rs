@@ -21,7 +21,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Weak;
 
 use futures::FutureExt;
-use serde_json::Map;
 use sinter_core::Timestamp;
 use sinter_proto::events::v1::{Severity, action::Trigger};
 use sinter_proto::orchestrator::v1::{HistoryEntry, Outcome, Recommendation, RecommendationChange};
@@ -408,7 +407,12 @@ impl Orchestrator {
                 }
             };
         let actions = if transition.is_some() && !updated.state.is_active() {
-            self.resolved_actions(&updated, now)?
+            let cause = Cause {
+                trigger: Trigger::Resolved,
+                step: 0,
+                target: &updated.assignee,
+            };
+            self.later_actions(&updated, cause, now)
         } else {
             Vec::new()
         };
@@ -444,35 +448,6 @@ impl Orchestrator {
             entry: writes.history.len() - 1,
             first_acknowledgement,
         })
-    }
-
-    /// The actions ending `row` starts: a topic record per `topic` action of its rule.
-    fn resolved_actions(
-        &self,
-        row: &RecommendationRow,
-        now: Timestamp,
-    ) -> Result<Vec<OutboxRow>, TaskError> {
-        let Some(runtime) = self.solution(&row.solution) else {
-            return Ok(Vec::new());
-        };
-        let Some(rule) = runtime.rules.rule(&row.rule) else {
-            return Ok(Vec::new());
-        };
-        // Only webhook bodies read the situation, and webhooks fire on opening only.
-        let variables = Map::new();
-        let cause = Cause {
-            trigger: Trigger::Resolved,
-            step: 0,
-            target: &row.assignee,
-        };
-        Ok(outbox::entries(
-            &runtime.solution,
-            rule,
-            row,
-            cause,
-            &variables,
-            now,
-        ))
     }
 
     /// After the commit: record metrics, tell watchers and answer each caller, in the

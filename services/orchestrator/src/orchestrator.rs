@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Map;
 use sinter_bus::Bus;
 use sinter_core::topic::{self, Stream};
-use sinter_core::{SharedClock, Solution};
+use sinter_core::{SharedClock, Solution, Timestamp};
 use sinter_proto::orchestrator::v1::{HistoryEntry, RecommendationChange};
 use sinter_runtime::ServiceContext;
 use sqlx::Row;
@@ -16,6 +17,7 @@ use tokio::sync::broadcast;
 use crate::error::OrchestratorError;
 use crate::group;
 use crate::metrics::Metrics;
+use crate::outbox::{self, Cause, OutboxRow};
 use crate::rules::RuleSet;
 use crate::state::ACTIVE_STATES_SQL;
 use crate::store::{Backend, RecommendationRow, Store};
@@ -215,6 +217,24 @@ impl Orchestrator {
     /// The `<namespace>/<name>` of every Solution this orchestrator runs.
     pub(crate) fn solution_names(&self) -> impl Iterator<Item = &str> {
         self.inner.solutions.keys().map(String::as_str)
+    }
+
+    /// The actions a later step of `row` (an escalation, an ending) starts: a topic record
+    /// per `topic` action of its rule. Webhooks fire on opening only, and only their bodies
+    /// read the situation, so no situation variables are built.
+    pub(crate) fn later_actions(
+        &self,
+        row: &RecommendationRow,
+        cause: Cause<'_>,
+        now: Timestamp,
+    ) -> Vec<OutboxRow> {
+        let Some(runtime) = self.solution(&row.solution) else {
+            return Vec::new();
+        };
+        let Some(rule) = runtime.rules.rule(&row.rule) else {
+            return Vec::new();
+        };
+        outbox::entries(&runtime.solution, rule, row, cause, &Map::new(), now)
     }
 
     /// Whether anyone watches the changes: without a watcher, nothing needs building.

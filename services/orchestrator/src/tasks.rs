@@ -55,6 +55,44 @@ impl From<sqlx::Error> for TaskError {
     }
 }
 
+/// The longest comment a request may carry, in characters.
+pub const COMMENT_MAX: usize = 4_096;
+
+/// The longest actor or assignee name, in characters.
+pub const NAME_MAX: usize = 128;
+
+/// Refuse text that is too long, or that holds control characters (which would reach
+/// other people's terminals and break the audit trail's lines); a comment may hold line
+/// breaks and tabs.
+fn check_text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+    multiline: bool,
+) -> Result<(), TaskError> {
+    let length = value.chars().count();
+    if length > max {
+        return Err(TaskError::InvalidArgument {
+            field,
+            reason: format!("is {length} characters long; at most {max} are kept"),
+        });
+    }
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\t');
+    if let Some(c) = value.chars().find(|c| c.is_control() && !allowed(*c)) {
+        return Err(TaskError::InvalidArgument {
+            field,
+            reason: format!("holds the control character U+{:04X}", u32::from(c)),
+        });
+    }
+    Ok(())
+}
+
+/// Check what every request carries: its actor and its comment.
+fn check_request(request: &TaskRequest<'_>) -> Result<(), TaskError> {
+    check_text("actor", request.actor, NAME_MAX, false)?;
+    check_text("comment", request.comment, COMMENT_MAX, true)
+}
+
 /// One request from a person.
 #[derive(Clone, Debug)]
 pub struct TaskRequest<'a> {
@@ -87,12 +125,14 @@ impl Orchestrator {
         request: TaskRequest<'_>,
         assignee: &str,
     ) -> Result<Recommendation, TaskError> {
-        if assignee.trim().is_empty() {
+        let assignee = assignee.trim();
+        if assignee.is_empty() {
             return Err(TaskError::InvalidArgument {
                 field: "assignee",
                 reason: "must name who works on it".to_owned(),
             });
         }
+        check_text("assignee", assignee, NAME_MAX, false)?;
         self.transition(request, Transition::Assign, Some(assignee))
             .await
     }
@@ -131,6 +171,7 @@ impl Orchestrator {
                 reason: "is empty".to_owned(),
             });
         }
+        check_request(&request)?;
         self.submit(request, Change::Comment).await
     }
 
@@ -140,6 +181,7 @@ impl Orchestrator {
         transition: Transition,
         assignee: Option<&str>,
     ) -> Result<Recommendation, TaskError> {
+        check_request(&request)?;
         let change = Change::Transition {
             transition,
             assignee: assignee.map(str::to_owned),
@@ -171,4 +213,32 @@ impl Orchestrator {
 pub(crate) fn actor(actor: &str) -> &str {
     let actor = actor.trim();
     if actor.is_empty() { "anonymous" } else { actor }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_refused_when_too_long_or_holding_control_characters() {
+        assert!(check_text("comment", "bearing replaced\n\tnext week", 10_000, true).is_ok());
+        let long = "a".repeat(COMMENT_MAX + 1);
+        let too_long = check_text("comment", &long, COMMENT_MAX, true).unwrap_err();
+        assert_eq!(
+            too_long.to_string(),
+            "comment: is 4097 characters long; at most 4096 are kept"
+        );
+        // Characters, not bytes: 4,096 of them fit whatever their encoding.
+        assert!(check_text("comment", &"é".repeat(COMMENT_MAX), COMMENT_MAX, true).is_ok());
+        let escape = check_text("comment", "\u{1b}[31mred", COMMENT_MAX, true).unwrap_err();
+        assert_eq!(
+            escape.to_string(),
+            "comment: holds the control character U+001B"
+        );
+        let newline = check_text("assignee", "ben\nnewline", NAME_MAX, false).unwrap_err();
+        assert_eq!(
+            newline.to_string(),
+            "assignee: holds the control character U+000A"
+        );
+    }
 }

@@ -56,7 +56,7 @@ async fn lifecycle_and_invalid_transitions(backend: Backend) {
     assert!(message.contains("is acknowledged"), "{message}");
 
     let assigned = orchestrator
-        .assign(request(&id, "ana", ""), "carl")
+        .assign(request(&id, "ana", ""), "  carl ")
         .await
         .unwrap();
     assert_eq!(assigned.state(), RecommendationState::InProgress);
@@ -73,6 +73,45 @@ async fn lifecycle_and_invalid_transitions(backend: Backend) {
             ..
         })
     ));
+    // Too long, or a terminal escape in it: refused, naming the field, and nothing written.
+    let before = orchestrator
+        .recommendation(&id)
+        .await
+        .unwrap()
+        .history
+        .len();
+    let long = "a".repeat(sinter_orchestrator::tasks::COMMENT_MAX + 1);
+    let too_long = orchestrator.comment(request(&id, "carl", &long)).await;
+    assert!(matches!(
+        too_long,
+        Err(TaskError::InvalidArgument {
+            field: "comment",
+            ..
+        })
+    ));
+    let escape = orchestrator
+        .acknowledge(request(&id, "carl", "\u{1b}[31mred"))
+        .await;
+    assert!(matches!(
+        escape,
+        Err(TaskError::InvalidArgument {
+            field: "comment",
+            ..
+        })
+    ));
+    let two_lines = orchestrator
+        .assign(request(&id, "ana", ""), "ben\ncarl")
+        .await;
+    assert!(matches!(
+        two_lines,
+        Err(TaskError::InvalidArgument {
+            field: "assignee",
+            ..
+        })
+    ));
+    let after = orchestrator.recommendation(&id).await.unwrap();
+    assert_eq!(after.history.len(), before);
+    assert_eq!(after.assignee, "carl");
     let cleared_outcome = orchestrator
         .resolve(request(&id, "carl", ""), Outcome::Cleared)
         .await;

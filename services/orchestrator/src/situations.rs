@@ -699,6 +699,80 @@ async fn repeat(
     Ok(true)
 }
 
+/// Tries at ending a cleared recommendation that other writers keep changing under it.
+const CLEAR_ATTEMPTS: usize = 3;
+
+/// End recommendation `id` for a clear when its rule resolves on clears: its row as read
+/// and the state it ended in, or `None` when it is not ended (the rule leaves it to a
+/// person, which the audit trail notes in `changes`, or it is no longer active).
+///
+/// The row is read without a lock, so a person's request may commit in between: the
+/// guarded update then changes nothing, and the row is read again and judged on what that
+/// request left.
+async fn end_cleared(
+    conn: &mut AnyConnection,
+    runtime: &SolutionRuntime,
+    situation: &Situation,
+    id: &str,
+    now: Timestamp,
+    changes: &mut Vec<Change>,
+) -> Result<Option<(RecommendationRow, State)>, StoreError> {
+    for _ in 0..CLEAR_ATTEMPTS {
+        let Some(row) = RecommendationRow::load(conn, id).await? else {
+            return Ok(None);
+        };
+        let resolve_when = runtime
+            .rules
+            .rule(&row.rule)
+            .map_or(ResolveWhen::Manual, |rule| rule.resolve_when);
+        if resolve_when == ResolveWhen::Manual {
+            let entry = insert_history(
+                conn,
+                &HistoryRow {
+                    recommendation_id: id,
+                    at: now,
+                    actor: SYSTEM_ACTOR,
+                    event: "detection_cleared",
+                    from: Some(row.state),
+                    to: Some(row.state),
+                    comment: &format!("situation {}; resolveWhen is manual", situation.id),
+                },
+            )
+            .await?;
+            changes.push((row, entry));
+            return Ok(None);
+        }
+        let Some(ended) = Transition::Clear.apply(row.state) else {
+            return Ok(None);
+        };
+        if row.state == State::Open {
+            // Timers are pending only until a recommendation first leaves `open`. They go
+            // first, the order in which firing a timer and a person's request lock them,
+            // so that a clear and the escalation it races do not deadlock.
+            escalation::cancel(conn, id).await?;
+        }
+        let outcome = Outcome::Cleared as i32 as i64;
+        let result = sqlx::query(
+            "UPDATE recommendations SET state = $1, outcome = $2, resolved_at = $3, \
+             updated_at = $3 WHERE id = $4 AND state = $5",
+        )
+        .bind(ended.as_str())
+        .bind(outcome)
+        .bind(now.as_micros())
+        .bind(id)
+        .bind(row.state.as_str())
+        .execute(&mut *conn)
+        .await?;
+        if result.rows_affected() == 1 {
+            active::release(conn, &[ActiveKey::from(&row)]).await?;
+            return Ok(Some((row, ended)));
+        }
+    }
+    tracing::warn!(recommendation = %id, situation = %situation.id,
+        "A clear found the recommendation changing under it at every try; it is left as is.");
+    Ok(None)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn close_cleared(
     conn: &mut AnyConnection,
@@ -728,53 +802,10 @@ async fn close_cleared(
         .fetch_all(&mut *conn)
         .await?;
     for id in ids {
-        let Some(row) = RecommendationRow::load(conn, &id).await? else {
+        let Some((row, ended)) = end_cleared(conn, runtime, situation, &id, now, changes).await?
+        else {
             continue;
         };
-        let resolve_when = runtime
-            .rules
-            .rule(&row.rule)
-            .map_or(ResolveWhen::Manual, |rule| rule.resolve_when);
-        if resolve_when == ResolveWhen::Manual {
-            let entry = insert_history(
-                conn,
-                &HistoryRow {
-                    recommendation_id: &id,
-                    at: now,
-                    actor: SYSTEM_ACTOR,
-                    event: "detection_cleared",
-                    from: Some(row.state),
-                    to: Some(row.state),
-                    comment: &format!("situation {}; resolveWhen is manual", situation.id),
-                },
-            )
-            .await?;
-            changes.push((row, entry));
-            continue;
-        }
-        let Some(ended) = Transition::Clear.apply(row.state) else {
-            continue;
-        };
-        let outcome = Outcome::Cleared as i32 as i64;
-        let result = sqlx::query(
-            "UPDATE recommendations SET state = $1, outcome = $2, resolved_at = $3, \
-             updated_at = $3 WHERE id = $4 AND state = $5",
-        )
-        .bind(ended.as_str())
-        .bind(outcome)
-        .bind(now.as_micros())
-        .bind(&id)
-        .bind(row.state.as_str())
-        .execute(&mut *conn)
-        .await?;
-        if result.rows_affected() != 1 {
-            continue;
-        }
-        active::release(conn, &[ActiveKey::from(&row)]).await?;
-        if row.state == State::Open {
-            // Timers are pending only until a recommendation first leaves `open`.
-            escalation::cancel(conn, &id).await?;
-        }
         let entry = insert_history(
             conn,
             &HistoryRow {

@@ -1,6 +1,8 @@
 //! Multi-row statements: the placeholders of many rows in one portable statement, so a
 //! batch costs one round trip per table instead of one per row.
 
+use std::fmt::Write;
+
 /// At most this many parameters in one statement: below PostgreSQL's limit (65,535) and
 /// SQLite's (32,766 since 3.32), with room to spare.
 pub const MAX_PARAMETERS: usize = 16_000;
@@ -59,8 +61,8 @@ pub fn values(rows: usize, columns: usize, first: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(first + row * columns + column).to_string());
+            // Writing into a String cannot fail.
+            let _ = write!(sql, "${}", first + row * columns + column);
         }
         sql.push(')');
     }
@@ -69,10 +71,15 @@ pub fn values(rows: usize, columns: usize, first: usize) -> String {
 
 /// `$1, $2, $3` for `count` parameters numbered from `first` on, for `IN (...)`.
 pub fn list(count: usize, first: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut sql = String::with_capacity(count * 6);
+    for n in first..first + count {
+        if n > first {
+            sql.push_str(", ");
+        }
+        // Writing into a String cannot fail.
+        let _ = write!(sql, "${n}");
+    }
+    sql
 }
 
 #[cfg(test)]

@@ -322,6 +322,36 @@ async fn a_replayed_failure_log_becomes_recommendations_with_context() {
         .expect_err("an ended recommendation cannot be resolved again");
     assert_eq!(again.code(), tonic::Code::FailedPrecondition);
 
+    // From the command line: the false alarm reopened, then ended as one again.
+    let (code, reopened) = cli(
+        &endpoint,
+        &[
+            "recs",
+            "reopen",
+            &target.id,
+            "--as",
+            "ana",
+            "--comment",
+            "it came back",
+        ],
+    );
+    assert_eq!(code, 0, "{reopened}");
+    assert_eq!(reopened["state"], "open", "{reopened}");
+    let (code, ended) = cli(
+        &endpoint,
+        &[
+            "recs",
+            "resolve",
+            &target.id,
+            "--outcome",
+            "false_alarm",
+            "--as",
+            "ben",
+        ],
+    );
+    assert_eq!(code, 0, "{ended}");
+    assert_eq!(ended["state"], "false_alarm", "{ended}");
+
     // State is kept across a restart of `sinter dev`.
     assert!(
         sinter.terminate(Duration::from_secs(20)).is_some(),

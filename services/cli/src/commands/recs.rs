@@ -14,7 +14,7 @@ use tokio_stream::StreamExt;
 use crate::commands::client::{Api, ClientArgs, Output, runtime, time_text};
 use crate::exit;
 
-/// Recommendations: list, watch, show, acknowledge, assign, comment on, resolve.
+/// Recommendations: list, watch, show, acknowledge, assign, comment on, resolve, reopen.
 #[derive(Debug, Args)]
 pub(crate) struct RecsArgs {
     #[command(flatten)]
@@ -72,6 +72,15 @@ enum RecsCommand {
         /// fixed or false_alarm.
         #[arg(long, default_value = "fixed", value_parser = parse_outcome)]
         outcome: pb::Outcome,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Make an ended one open again, when the problem came back (refused while another is
+    /// active for the same rule and asset).
+    Reopen {
+        id: String,
         #[arg(long)]
         comment: Option<String>,
         #[command(flatten)]
@@ -187,6 +196,14 @@ impl RecsArgs {
                     id,
                     actor: actor.name,
                     outcome: outcome as i32,
+                    comment: comment.unwrap_or_default(),
+                })
+                .await?
+                .into_inner(),
+            RecsCommand::Reopen { id, comment, actor } => client
+                .reopen_recommendation(pb::ReopenRecommendationRequest {
+                    id,
+                    actor: actor.name,
                     comment: comment.unwrap_or_default(),
                 })
                 .await?

@@ -251,8 +251,9 @@ impl Orchestrator {
             match self.apply(alone).await {
                 Ok(applied) => return applied,
                 Err(GroupFailure::Changed(_)) if attempt < ALONE_ATTEMPTS => attempt += 1,
-                // Clears and escalations lock a recommendation and its timers in the other
-                // order; PostgreSQL ends one side of such a deadlock, and this side goes again.
+                // A batch of situations may lock recommendations and timers in another order
+                // (an occurrence, then a clear; or several clears); PostgreSQL ends one side
+                // of such a deadlock, and this side goes again.
                 Err(GroupFailure::Store(error))
                     if attempt < ALONE_ATTEMPTS && crate::store::is_transient_conflict(&error) =>
                 {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{Backend, Harness, SOLUTION, TestDatabase, cleared, open_one, raised};
 use sinter_orchestrator::Applied;
-use sinter_proto::orchestrator::v1::{Outcome, RecommendationState};
+use sinter_proto::orchestrator::v1::{Outcome, Recommendation, RecommendationState};
 use sqlx::Connection;
 
 /// A connection with a transaction open, as another replica's writer in mid-change.
@@ -39,6 +39,14 @@ async fn until_a_session_waits(url: &str) {
     panic!("the clear never waited for the other writer's locks");
 }
 
+/// A database, an orchestrator on it, and the recommendation a raise opened.
+async fn one_open() -> (TestDatabase, Harness, String) {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let harness = Harness::start(&database, "http://127.0.0.1:9/none").await;
+    let id = open_one(&harness.orchestrator, &raised("st-1", "inc-1", "a-17")).await;
+    (database, harness, id)
+}
+
 async fn apply_clear(harness: &Harness) -> tokio::task::JoinHandle<Applied> {
     let orchestrator = harness.orchestrator.clone();
     tokio::spawn(async move {
@@ -49,11 +57,26 @@ async fn apply_clear(harness: &Harness) -> tokio::task::JoinHandle<Applied> {
     })
 }
 
+/// Wait for the clear; it closed recommendation `id`, which is returned as it is now.
+async fn closed_by(
+    clear: tokio::task::JoinHandle<Applied>,
+    harness: &Harness,
+    id: &str,
+) -> Recommendation {
+    let applied = tokio::time::timeout(Duration::from_secs(10), clear)
+        .await
+        .expect("the clear did not finish")
+        .unwrap();
+    assert_eq!(applied.closed, vec![id.to_owned()], "{applied:?}");
+    let closed = harness.orchestrator.recommendation(id).await.unwrap();
+    assert_eq!(closed.state(), RecommendationState::Closed);
+    assert_eq!(closed.outcome(), Outcome::Cleared);
+    closed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clear_that_meets_an_acknowledgement_still_closes_the_recommendation() {
-    let database = TestDatabase::create(Backend::Postgres).await;
-    let harness = Harness::start(&database, "http://127.0.0.1:9/none").await;
-    let id = open_one(&harness.orchestrator, &raised("st-1", "inc-1", "a-17")).await;
+    let (database, harness, id) = one_open().await;
 
     // An acknowledgement in mid-commit, written as a person's request writes one: the
     // pending timers first, then the recommendation.
@@ -79,14 +102,7 @@ async fn a_clear_that_meets_an_acknowledgement_still_closes_the_recommendation()
         .await
         .unwrap();
 
-    let applied = tokio::time::timeout(Duration::from_secs(10), clear)
-        .await
-        .expect("the clear did not finish")
-        .unwrap();
-    assert_eq!(applied.closed, vec![id.clone()], "{applied:?}");
-    let closed = harness.orchestrator.recommendation(&id).await.unwrap();
-    assert_eq!(closed.state(), RecommendationState::Closed);
-    assert_eq!(closed.outcome(), Outcome::Cleared);
+    let closed = closed_by(clear, &harness, &id).await;
     let last = closed.history.last().unwrap();
     assert_eq!(last.event, "cleared");
     assert_eq!(last.from_state(), RecommendationState::Acknowledged);
@@ -94,9 +110,7 @@ async fn a_clear_that_meets_an_acknowledgement_still_closes_the_recommendation()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clear_and_an_escalation_in_flight_do_not_deadlock() {
-    let database = TestDatabase::create(Backend::Postgres).await;
-    let harness = Harness::start(&database, "http://127.0.0.1:9/none").await;
-    let id = open_one(&harness.orchestrator, &raised("st-1", "inc-1", "a-17")).await;
+    let (database, harness, id) = one_open().await;
 
     // A timer firing in another replica, written as firing writes it: it has claimed the
     // first step and is about to record the escalation on the recommendation.
@@ -121,13 +135,7 @@ async fn a_clear_and_an_escalation_in_flight_do_not_deadlock() {
     .expect("the escalation could not write its recommendation");
     sqlx::raw_sql("COMMIT").execute(&mut firing).await.unwrap();
 
-    let applied = tokio::time::timeout(Duration::from_secs(10), clear)
-        .await
-        .expect("the clear did not finish")
-        .unwrap();
-    assert_eq!(applied.closed, vec![id.clone()], "{applied:?}");
-    let closed = harness.orchestrator.recommendation(&id).await.unwrap();
-    assert_eq!(closed.state(), RecommendationState::Closed);
+    let closed = closed_by(clear, &harness, &id).await;
     assert_eq!(closed.escalation_level, 1);
     let pending: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM escalation_timers WHERE recommendation_id = $1")

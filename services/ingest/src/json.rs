@@ -31,13 +31,99 @@ pub const FIELDS: [&str; 5] = ["device", "metric", "value", "ts", "id"];
 
 /// Parse one JSON reading from its bytes.
 pub fn parse_reading(bytes: &[u8]) -> Result<ReadingInput, Refusal> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|error| {
-        Refusal::new(
+    let value: Value = serde_json::from_slice(bytes).map_err(|error| not_json(bytes, &error))?;
+    reading_from_value(value)
+}
+
+/// The refusal of a reading that is not JSON: it names the field whose value the error is
+/// in, when there is one (`NaN`, `1e400` and the like are values JSON cannot hold).
+fn not_json(bytes: &[u8], error: &serde_json::Error) -> Refusal {
+    match field_error(bytes, error) {
+        Some(found) => {
+            let code = match found.field.as_str() {
+                "value" if found.infinite => ReasonCode::NotFinite,
+                "ts" => ReasonCode::BadTimestamp,
+                _ => ReasonCode::Malformed,
+            };
+            Refusal::new(code, format!("{}: {}", found.field, found.reason))
+        }
+        None => Refusal::new(
             ReasonCode::Malformed,
             format!("not a JSON reading: {error}"),
-        )
-    })?;
-    reading_from_value(value)
+        ),
+    }
+}
+
+/// A JSON error inside a field's value.
+struct FieldError {
+    field: String,
+    reason: String,
+    /// The value is a number no 64-bit float holds finitely.
+    infinite: bool,
+}
+
+/// What `error` says about the field it is in, if it is in one.
+fn field_error(bytes: &[u8], error: &serde_json::Error) -> Option<FieldError> {
+    let (field, token) = field_at(bytes, error.line(), error.column())?;
+    let bare = token.to_ascii_lowercase();
+    let (reason, infinite) = if matches!(
+        bare.trim_start_matches(['-', '+']),
+        "nan" | "inf" | "infinity"
+    ) {
+        let reason = format!("{token} is not a JSON number; JSON has no NaN or infinity");
+        (reason, true)
+    } else if error.to_string().starts_with("number out of range") {
+        (format!("{token} is beyond what a 64-bit float holds"), true)
+    } else {
+        (format!("not valid JSON: {error}"), false)
+    };
+    Some(FieldError {
+        field,
+        reason,
+        infinite,
+    })
+}
+
+/// The field whose value holds the bytes at `line` and `column` (1-based, as serde_json
+/// reports them), and the bare token found there: for `{"value": NaN}` at the `N`,
+/// `("value", "NaN")`. `None` when the position is not in a field's value.
+fn field_at(bytes: &[u8], line: usize, column: usize) -> Option<(String, String)> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map(|(at, _)| at + 1)?
+    };
+    let at = (line_start + column.saturating_sub(1)).min(bytes.len());
+    let bare = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.');
+    let mut start = at;
+    while start > 0 && bare(bytes[start - 1]) {
+        start -= 1;
+    }
+    let mut end = at;
+    while end < bytes.len() && bare(bytes[end]) {
+        end += 1;
+    }
+    let token = std::str::from_utf8(&bytes[start..end]).ok()?.to_owned();
+    let mut before = bytes[..start]
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())?;
+    if bytes[before] != b':' {
+        return None;
+    }
+    before = bytes[..before]
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())?;
+    if bytes[before] != b'"' {
+        return None;
+    }
+    let opening = bytes[..before].iter().rposition(|b| *b == b'"')?;
+    let field = std::str::from_utf8(&bytes[opening + 1..before]).ok()?;
+    Some((field.to_owned(), token))
 }
 
 /// Turn a parsed JSON value into a reading input.
@@ -137,9 +223,13 @@ struct Wrapped<'a> {
 pub fn split_readings(body: &Bytes) -> Result<SplitReadings, Refusal> {
     let slice = |raw: &RawValue| body.slice_ref(raw.get().as_bytes());
     let not_json = |error: serde_json::Error| {
+        let reason = match field_error(body, &error) {
+            Some(found) => format!("{}: {}", found.field, found.reason),
+            None => error.to_string(),
+        };
         Refusal::new(
             ReasonCode::Malformed,
-            format!("not a JSON array of readings or a reading: {error}"),
+            format!("not a JSON array of readings or a reading: {reason}"),
         )
     };
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -303,6 +393,16 @@ mod tests {
             let refusal = split_readings(&Bytes::from_static(bad)).unwrap_err();
             assert_eq!(refusal.code, ReasonCode::Malformed);
         }
+        // A body that is not JSON because of one value says which field holds it.
+        let nan = Bytes::from_static(br#"[{"device":"a","value":1}, {"device":"b","value":NaN}]"#);
+        let refusal = split_readings(&nan).unwrap_err();
+        assert_eq!(refusal.code, ReasonCode::Malformed);
+        assert!(
+            refusal
+                .message
+                .ends_with("value: NaN is not a JSON number; JSON has no NaN or infinity"),
+            "{refusal}"
+        );
     }
 
     #[test]
@@ -329,6 +429,31 @@ mod tests {
                 br#"{"device":"#,
                 ReasonCode::Malformed,
                 "not a JSON reading",
+            ),
+            (
+                br#"{"device":"p-1","value": NaN}"#,
+                ReasonCode::NotFinite,
+                "value: NaN is not a JSON number; JSON has no NaN or infinity",
+            ),
+            (
+                b"{\"device\":\"p-1\",\n \"value\":-Infinity}",
+                ReasonCode::NotFinite,
+                "value: -Infinity is not a JSON number",
+            ),
+            (
+                br#"{"metric":"m","value":1e400,"device":"p-1"}"#,
+                ReasonCode::NotFinite,
+                "value: 1e400 is beyond what a 64-bit float holds",
+            ),
+            (
+                br#"{"ts":17962920e999}"#,
+                ReasonCode::BadTimestamp,
+                "ts: 17962920e999 is beyond",
+            ),
+            (
+                br#"{"device":p-1}"#,
+                ReasonCode::Malformed,
+                "device: not valid JSON",
             ),
         ] {
             let refusal = parse_reading(body).unwrap_err();

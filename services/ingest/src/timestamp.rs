@@ -87,7 +87,7 @@ fn from_epoch(value: f64, written: &str) -> Result<EventTime, Refusal> {
         (TimestampUnit::Microseconds, 1.0)
     } else {
         return Err(bad(format!(
-            "ts: {written} is too large for epoch microseconds (at most 17 digits); \
+            "ts: {written} is 10^17 or more, too large for epoch microseconds; \
              nanoseconds are not accepted"
         )));
     };
@@ -160,5 +160,13 @@ mod tests {
         };
         assert!(parse(Some(&Time::EventTime(proto))).is_err());
         assert_eq!(parse(None), Ok(None));
+        // Seventeen nines round up to 10^17 as a float: the message says what the limit is.
+        let refusal = parse(Some(&Time::Epoch(99_999_999_999_999_999))).unwrap_err();
+        assert!(
+            refusal
+                .message
+                .contains("99999999999999999 is 10^17 or more"),
+            "{refusal}"
+        );
     }
 }

@@ -94,14 +94,11 @@ async fn publish_summarises_accepted_and_refused_readings() {
     .expect("join");
     assert_eq!(code, 1, "{output}");
     assert!(
-        output.contains("1 accepted (0 duplicates), 2 refused"),
+        output.contains("3 lines: 1 accepted (0 duplicates), 2 refused"),
         "{output}"
     );
-    assert!(
-        output.contains("line 3: REASON_CODE_UNKNOWN_METRIC"),
-        "{output}"
-    );
-    assert!(output.contains("line 4: REASON_CODE_MALFORMED"), "{output}");
+    assert!(output.contains("line 3: UNKNOWN_METRIC"), "{output}");
+    assert!(output.contains("line 4: MALFORMED"), "{output}");
 
     let (code, output) = tokio::task::spawn_blocking({
         let endpoint = endpoint.clone();

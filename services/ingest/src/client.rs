@@ -62,10 +62,12 @@ impl fmt::Display for PublishSummary {
             1 => "1 duplicate".to_owned(),
             count => format!("{count} duplicates"),
         };
+        // Every line is either accepted or refused, so the two counts add up to the lines.
+        let lines = self.accepted + self.refused.len();
         write!(
             f,
-            "{} sent, {} accepted ({duplicates}), {} refused",
-            self.sent,
+            "{lines} {}: {} accepted ({duplicates}), {} refused",
+            if lines == 1 { "line" } else { "lines" },
             self.accepted,
             self.refused.len()
         )?;
@@ -74,7 +76,10 @@ impl fmt::Display for PublishSummary {
         }
         writeln!(f)?;
         for (line, code, message) in self.refused.iter().take(SHOWN_REFUSALS) {
-            writeln!(f, "line {line}: {}: {message}", code.as_str_name())?;
+            // The code as the docs spell it: NOT_FINITE rather than REASON_CODE_NOT_FINITE.
+            let name = code.as_str_name();
+            let name = name.strip_prefix("REASON_CODE_").unwrap_or(name);
+            writeln!(f, "line {line}: {name}: {message}")?;
         }
         if self.refused.len() > SHOWN_REFUSALS {
             writeln!(
@@ -250,8 +255,8 @@ mod tests {
         };
         assert_eq!(
             summary.to_string(),
-            "3 sent, 2 accepted (1 duplicate), 1 refused\n\
-             line 3: REASON_CODE_NOT_FINITE: value: NaN\n"
+            "3 lines: 2 accepted (1 duplicate), 1 refused\n\
+             line 3: NOT_FINITE: value: NaN\n"
         );
     }
 }

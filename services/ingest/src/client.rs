@@ -20,17 +20,31 @@ pub struct Line {
 }
 
 /// Read JSON lines, one reading per line (the shape of [`crate::json`]); blank lines and
-/// lines starting with `#` are skipped.
-pub fn parse_json_lines(text: &str) -> Vec<Line> {
-    text.lines()
+/// lines starting with `#` are skipped. A line that is not UTF-8 is refused on its own; the
+/// lines after it are read all the same.
+pub fn parse_json_lines(input: &[u8]) -> Vec<Line> {
+    input
+        .split(|byte| *byte == b'\n')
         .enumerate()
-        .filter(|(_, line)| {
-            let line = line.trim();
-            !line.is_empty() && !line.starts_with('#')
-        })
-        .map(|(index, line)| Line {
-            number: index + 1,
-            reading: json::parse_reading(line.as_bytes()),
+        .filter_map(|(index, raw)| {
+            let number = index + 1;
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            let line = match std::str::from_utf8(raw) {
+                Ok(line) => line.trim(),
+                Err(error) => {
+                    let reason = format!(
+                        "not UTF-8 text: the byte at column {} is not",
+                        error.valid_up_to() + 1
+                    );
+                    let reading = Err(Refusal::new(ReasonCode::Malformed, reason));
+                    return Some(Line { number, reading });
+                }
+            };
+            if line.is_empty() || line.starts_with('#') {
+                return None;
+            }
+            let reading = json::parse_reading(line.as_bytes());
+            Some(Line { number, reading })
         })
         .collect()
 }
@@ -212,7 +226,7 @@ mod tests {
     #[test]
     fn lines_become_readings_or_refusals() {
         let lines = parse_json_lines(
-            "# a comment\n{\"device\":\"p-1\",\"metric\":\"t\",\"value\":1}\n\n{\"device\":1}\n",
+            b"# a comment\n{\"device\":\"p-1\",\"metric\":\"t\",\"value\":1}\r\n\n{\"device\":1}\n",
         );
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].number, 2);
@@ -221,6 +235,25 @@ mod tests {
         assert_eq!(
             lines[1].reading.as_ref().unwrap_err().code,
             ReasonCode::Malformed
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_costs_only_itself() {
+        let lines = parse_json_lines(b"{\"device\":\"p-\xff\"}\n{\"device\":\"p-2\"}\n");
+        assert_eq!(lines.len(), 2);
+        let refusal = lines[0].reading.as_ref().unwrap_err();
+        assert_eq!(refusal.code, ReasonCode::Malformed);
+        assert_eq!(
+            refusal.message,
+            "not UTF-8 text: the byte at column 14 is not"
+        );
+        assert_eq!(
+            (
+                lines[1].number,
+                lines[1].reading.as_ref().unwrap().device_id.as_str()
+            ),
+            (2, "p-2")
         );
     }
 

@@ -107,7 +107,7 @@ async fn the_mixed_batch_has_the_same_outcomes_on_every_transport() {
 
     // gRPC.
     let lines = common::mixed_batch("g");
-    let inputs: Vec<_> = sinter_ingest::client::parse_json_lines(&lines.join("\n"))
+    let inputs: Vec<_> = sinter_ingest::client::parse_json_lines(lines.join("\n").as_bytes())
         .into_iter()
         .map(|line| line.reading.expect("every line is a reading"))
         .collect();
@@ -265,7 +265,7 @@ async fn a_reading_published_twice_is_stored_once() {
         ),
         r#"{"device":"p-1","metric":"vibration_rms","value":2.6,"ts":"2026-12-03T09:59:01Z"}"#,
     ];
-    let inputs: Vec<_> = sinter_ingest::client::parse_json_lines(&lines.join("\n"))
+    let inputs: Vec<_> = sinter_ingest::client::parse_json_lines(lines.join("\n").as_bytes())
         .into_iter()
         .map(|line| line.reading.expect("reading"))
         .collect();

@@ -29,18 +29,20 @@ pub(crate) struct PublishArgs {
 
 impl PublishArgs {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
-        let text = match &self.file {
-            Some(path) if path.as_os_str() != "-" => std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
+        // Bytes, not text: a line that is not UTF-8 is refused on its own.
+        let input = match &self.file {
+            Some(path) if path.as_os_str() != "-" => {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+            }
             _ => {
-                let mut text = String::new();
+                let mut input = Vec::new();
                 std::io::stdin()
-                    .read_to_string(&mut text)
+                    .read_to_end(&mut input)
                     .context("cannot read standard input")?;
-                text
+                input
             }
         };
-        let lines = sinter_ingest::client::parse_json_lines(&text);
+        let lines = sinter_ingest::client::parse_json_lines(&input);
         let runtime = tokio::runtime::Runtime::new().context("cannot start the Tokio runtime")?;
         let summary = runtime.block_on(sinter_ingest::client::publish_lines(
             &self.client.endpoint_for(Api::Ingest),

@@ -23,27 +23,29 @@ pub struct Line {
 /// lines starting with `#` are skipped. A line that is not UTF-8 is refused on its own; the
 /// lines after it are read all the same.
 pub fn parse_json_lines(input: &[u8]) -> Vec<Line> {
+    // A byte order mark some editors write at the start is not part of the first line.
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
     input
         .split(|byte| *byte == b'\n')
         .enumerate()
         .filter_map(|(index, raw)| {
             let number = index + 1;
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let line = match std::str::from_utf8(raw) {
-                Ok(line) => line.trim(),
-                Err(error) => {
-                    let reason = format!(
-                        "not UTF-8 text: the byte at column {} is not",
-                        error.valid_up_to() + 1
-                    );
-                    let reading = Err(Refusal::new(ReasonCode::Malformed, reason));
-                    return Some(Line { number, reading });
-                }
-            };
-            if line.is_empty() || line.starts_with('#') {
+            let line = raw.trim_ascii();
+            if line.is_empty() || line.starts_with(b"#") {
                 return None;
             }
-            let reading = json::parse_reading(line.as_bytes());
+            let reading = match std::str::from_utf8(line) {
+                Ok(_) => json::parse_reading(line),
+                Err(error) => {
+                    let at = error.valid_up_to();
+                    let column = at + 1 + (line.as_ptr() as usize - raw.as_ptr() as usize);
+                    let reason = format!(
+                        "not UTF-8 text: byte 0x{:02x} at column {column} is not valid UTF-8",
+                        line[at]
+                    );
+                    Err(Refusal::new(ReasonCode::Malformed, reason))
+                }
+            };
             Some(Line { number, reading })
         })
         .collect()
@@ -246,7 +248,7 @@ mod tests {
         assert_eq!(refusal.code, ReasonCode::Malformed);
         assert_eq!(
             refusal.message,
-            "not UTF-8 text: the byte at column 14 is not"
+            "not UTF-8 text: byte 0xff at column 14 is not valid UTF-8"
         );
         assert_eq!(
             (
@@ -254,6 +256,20 @@ mod tests {
                 lines[1].reading.as_ref().unwrap().device_id.as_str()
             ),
             (2, "p-2")
+        );
+        // A comment may hold any bytes; a byte order mark at the start is no part of line 1.
+        let commented = parse_json_lines(b"\xEF\xBB\xBF# caf\xe9\n  {\"device\":\"p-\xff\"}\n");
+        assert_eq!(commented.len(), 1);
+        assert_eq!(commented[0].number, 2);
+        assert!(
+            commented[0]
+                .reading
+                .as_ref()
+                .unwrap_err()
+                .message
+                .contains("column 16"),
+            "{:?}",
+            commented[0].reading
         );
     }
 

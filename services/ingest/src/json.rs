@@ -62,9 +62,17 @@ struct FieldError {
     infinite: bool,
 }
 
-/// What `error` says about the field it is in, if it is in one.
+/// What `error` says about the field it is in, if it is in one: a syntax error at a bare
+/// value of one of a reading's own [`FIELDS`]. A line cut short, an unterminated string or
+/// a value nested deeper is left to serde_json's own words.
 fn field_error(bytes: &[u8], error: &serde_json::Error) -> Option<FieldError> {
+    if error.classify() != serde_json::error::Category::Syntax {
+        return None;
+    }
     let (field, token) = field_at(bytes, error.line(), error.column())?;
+    if !FIELDS.contains(&field.as_str()) {
+        return None;
+    }
     let bare = token.to_ascii_lowercase();
     let (reason, infinite) = if matches!(
         bare.trim_start_matches(['-', '+']),
@@ -84,9 +92,10 @@ fn field_error(bytes: &[u8], error: &serde_json::Error) -> Option<FieldError> {
     })
 }
 
-/// The field whose value holds the bytes at `line` and `column` (1-based, as serde_json
-/// reports them), and the bare token found there: for `{"value": NaN}` at the `N`,
-/// `("value", "NaN")`. `None` when the position is not in a field's value.
+/// The field whose value starts with the bare token at `line` and `column` (1-based, as
+/// serde_json reports them), and that token: for `{"value": NaN}` at the `N`,
+/// `("value", "NaN")`. `None` when there is no bare token there, or it does not follow a
+/// key.
 fn field_at(bytes: &[u8], line: usize, column: usize) -> Option<(String, String)> {
     let line_start = if line <= 1 {
         0
@@ -108,22 +117,36 @@ fn field_at(bytes: &[u8], line: usize, column: usize) -> Option<(String, String)
     while end < bytes.len() && bare(bytes[end]) {
         end += 1;
     }
+    if start == end {
+        return None;
+    }
     let token = std::str::from_utf8(&bytes[start..end]).ok()?.to_owned();
-    let mut before = bytes[..start]
+    let colon = bytes[..start]
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())?;
-    if bytes[before] != b':' {
+    if bytes[colon] != b':' {
         return None;
     }
-    before = bytes[..before]
+    let closing = bytes[..colon]
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())?;
-    if bytes[before] != b'"' {
+    if bytes[closing] != b'"' {
         return None;
     }
-    let opening = bytes[..before].iter().rposition(|b| *b == b'"')?;
-    let field = std::str::from_utf8(&bytes[opening + 1..before]).ok()?;
-    Some((field.to_owned(), token))
+    // The key's opening quote: the nearest one before that is not escaped (preceded by an
+    // even number of backslashes).
+    let opening = (0..closing).rev().find(|&quote| {
+        bytes[quote] == b'"'
+            && bytes[..quote]
+                .iter()
+                .rev()
+                .take_while(|b| **b == b'\\')
+                .count()
+                % 2
+                == 0
+    })?;
+    let field: String = serde_json::from_slice(&bytes[opening..=closing]).ok()?;
+    Some((field, token))
 }
 
 /// Turn a parsed JSON value into a reading input.
@@ -241,7 +264,10 @@ pub fn split_readings(body: &Bytes) -> Result<SplitReadings, Refusal> {
             })
         }
         Some(b'{') => {
-            let keys: Map<String, Value> = serde_json::from_slice(body).map_err(not_json)?;
+            // Values stay raw here, as in an array body: a reading holding a number no float
+            // holds is refused on its own when it is parsed, not the whole body.
+            let keys: std::collections::HashMap<String, &RawValue> =
+                serde_json::from_slice(body).map_err(not_json)?;
             if !keys.contains_key("readings") {
                 return Ok(SplitReadings {
                     batch_id: String::new(),
@@ -393,6 +419,18 @@ mod tests {
             let refusal = split_readings(&Bytes::from_static(bad)).unwrap_err();
             assert_eq!(refusal.code, ReasonCode::Malformed);
         }
+        // A reading holding a number no float holds is refused on its own, in either shape
+        // of body.
+        for body in [
+            &br#"[{"device":"a","value":1e400}, {"device":"b","value":1}]"#[..],
+            br#"{"readings":[{"device":"a","value":1e400}, {"device":"b","value":1}]}"#,
+        ] {
+            let split = split_readings(&Bytes::from_static(body)).unwrap();
+            assert_eq!(split.readings.len(), 2);
+            let refusal = parse_reading(&split.readings[0]).unwrap_err();
+            assert_eq!(refusal.code, ReasonCode::NotFinite, "{refusal}");
+            assert!(parse_reading(&split.readings[1]).is_ok());
+        }
         // A body that is not JSON because of one value says which field holds it.
         let nan = Bytes::from_static(br#"[{"device":"a","value":1}, {"device":"b","value":NaN}]"#);
         let refusal = split_readings(&nan).unwrap_err();
@@ -454,6 +492,33 @@ mod tests {
                 br#"{"device":p-1}"#,
                 ReasonCode::Malformed,
                 "device: not valid JSON",
+            ),
+            (
+                br#"{"\u0076alue": NaN}"#,
+                ReasonCode::NotFinite,
+                "value: NaN is not",
+            ),
+            // Only a reading's own fields are named, read with their escapes.
+            (
+                br#"{"my\"value": NaN}"#,
+                ReasonCode::Malformed,
+                "not a JSON reading: expected value",
+            ),
+            (
+                br#"{"value": {"x": NaN}}"#,
+                ReasonCode::Malformed,
+                "not a JSON reading: expected value",
+            ),
+            // A line cut short, or an unterminated string, blames no field.
+            (
+                br#"{"device":"p","value":61,"ts":1796292000"#,
+                ReasonCode::Malformed,
+                "not a JSON reading: EOF",
+            ),
+            (
+                br#"{"id": "a\": NaN}"#,
+                ReasonCode::Malformed,
+                "not a JSON reading: EOF",
             ),
         ] {
             let refusal = parse_reading(body).unwrap_err();

@@ -51,7 +51,7 @@ pub fn parse(time: Option<&Time>) -> Result<Option<EventTime>, Refusal> {
                 unit: TimestampUnit::Protobuf,
             }
         }
-        Time::Epoch(value) => from_epoch(*value as f64, &value.to_string())?,
+        Time::Epoch(value) => from_epoch_integer(*value)?,
         Time::Ts(text) => parse_text(text)?,
     };
     Ok(Some(parsed))
@@ -60,6 +60,10 @@ pub fn parse(time: Option<&Time>) -> Result<Option<EventTime>, Refusal> {
 /// Read RFC 3339 text, or epoch seconds, milliseconds or microseconds as decimal text.
 pub fn parse_text(text: &str) -> Result<EventTime, Refusal> {
     if number::is_json_number(text) {
+        // Whole numbers are judged exactly: as a float, 99999999999999999 rounds up to 10^17.
+        if let Ok(integer) = text.parse::<i64>() {
+            return from_epoch_integer(integer);
+        }
         let value: f64 = text
             .parse()
             .map_err(|_| bad(format!("ts: {text:?} is not a number")))?;
@@ -86,10 +90,7 @@ fn from_epoch(value: f64, written: &str) -> Result<EventTime, Refusal> {
     } else if magnitude < MICROS_BELOW {
         (TimestampUnit::Microseconds, 1.0)
     } else {
-        return Err(bad(format!(
-            "ts: {written} is 10^17 or more, too large for epoch microseconds; \
-             nanoseconds are not accepted"
-        )));
+        return Err(too_large(written));
     };
     // Below 1e17 microseconds the product fits an i64 exactly enough (to the microsecond).
     let micros = (value * micros_per_unit).round() as i64;
@@ -97,6 +98,32 @@ fn from_epoch(value: f64, written: &str) -> Result<EventTime, Refusal> {
         at: Timestamp::from_micros(micros),
         unit,
     })
+}
+
+/// A whole epoch number: its unit by magnitude, the same rule as [`from_epoch`], exactly.
+fn from_epoch_integer(value: i64) -> Result<EventTime, Refusal> {
+    let magnitude = value.unsigned_abs();
+    let (unit, micros_per_unit) = if magnitude < 100_000_000_000 {
+        (TimestampUnit::Seconds, 1_000_000)
+    } else if magnitude < 100_000_000_000_000 {
+        (TimestampUnit::Milliseconds, 1_000)
+    } else if magnitude < 100_000_000_000_000_000 {
+        (TimestampUnit::Microseconds, 1)
+    } else {
+        return Err(too_large(&value.to_string()));
+    };
+    // Below 10^11 seconds or 10^14 milliseconds, the microseconds stay below 10^17.
+    Ok(EventTime {
+        at: Timestamp::from_micros(value * micros_per_unit),
+        unit,
+    })
+}
+
+fn too_large(written: &str) -> Refusal {
+    bad(format!(
+        "ts: {written} is too large for epoch microseconds (its magnitude must be below \
+         10^17); nanoseconds are not accepted"
+    ))
 }
 
 fn bad(message: String) -> Refusal {
@@ -160,13 +187,21 @@ mod tests {
         };
         assert!(parse(Some(&Time::EventTime(proto))).is_err());
         assert_eq!(parse(None), Ok(None));
-        // Seventeen nines round up to 10^17 as a float: the message says what the limit is.
-        let refusal = parse(Some(&Time::Epoch(99_999_999_999_999_999))).unwrap_err();
-        assert!(
-            refusal
-                .message
-                .contains("99999999999999999 is 10^17 or more"),
-            "{refusal}"
-        );
+        // Seventeen nines are microseconds, though as a float they round up to 10^17.
+        let nines = parse(Some(&Time::Epoch(99_999_999_999_999_999)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(nines.unit, TimestampUnit::Microseconds);
+        assert_eq!(nines.at.as_micros(), 99_999_999_999_999_999);
+        assert_eq!(text("99999999999999999").unwrap(), nines);
+        for too_large in [100_000_000_000_000_000, -100_000_000_000_000_000] {
+            let refusal = parse(Some(&Time::Epoch(too_large))).unwrap_err();
+            assert!(
+                refusal
+                    .message
+                    .contains("its magnitude must be below 10^17"),
+                "{refusal}"
+            );
+        }
     }
 }

@@ -38,7 +38,8 @@ pub fn parse_json_lines(input: &[u8]) -> Vec<Line> {
                 Ok(_) => json::parse_reading(line),
                 Err(error) => {
                     let at = error.valid_up_to();
-                    let column = at + 1 + (line.as_ptr() as usize - raw.as_ptr() as usize);
+                    let leading = raw.len() - raw.trim_ascii_start().len();
+                    let column = leading + at + 1;
                     let reason = format!(
                         "not UTF-8 text: byte 0x{:02x} at column {column} is not valid UTF-8",
                         line[at]

@@ -20,11 +20,11 @@ use crate::number;
 use crate::refusal::Refusal;
 
 /// Epoch values below this are seconds.
-const SECONDS_BELOW: f64 = 1e11;
+const SECONDS_BELOW: u64 = 100_000_000_000;
 /// Epoch values below this (and not seconds) are milliseconds.
-const MILLIS_BELOW: f64 = 1e14;
+const MILLIS_BELOW: u64 = 100_000_000_000_000;
 /// Epoch values below this (and not milliseconds) are microseconds.
-const MICROS_BELOW: f64 = 1e17;
+const MICROS_BELOW: u64 = 100_000_000_000_000_000;
 
 /// A reading's time, as given and as normalised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,11 +83,12 @@ pub fn parse_text(text: &str) -> Result<EventTime, Refusal> {
 
 fn from_epoch(value: f64, written: &str) -> Result<EventTime, Refusal> {
     let magnitude = value.abs();
-    let (unit, micros_per_unit) = if magnitude < SECONDS_BELOW {
+    // Powers of ten this small are exact as floats.
+    let (unit, micros_per_unit) = if magnitude < SECONDS_BELOW as f64 {
         (TimestampUnit::Seconds, 1e6)
-    } else if magnitude < MILLIS_BELOW {
+    } else if magnitude < MILLIS_BELOW as f64 {
         (TimestampUnit::Milliseconds, 1e3)
-    } else if magnitude < MICROS_BELOW {
+    } else if magnitude < MICROS_BELOW as f64 {
         (TimestampUnit::Microseconds, 1.0)
     } else {
         return Err(too_large(written));
@@ -103,11 +104,11 @@ fn from_epoch(value: f64, written: &str) -> Result<EventTime, Refusal> {
 /// A whole epoch number: its unit by magnitude, the same rule as [`from_epoch`], exactly.
 fn from_epoch_integer(value: i64) -> Result<EventTime, Refusal> {
     let magnitude = value.unsigned_abs();
-    let (unit, micros_per_unit) = if magnitude < 100_000_000_000 {
+    let (unit, micros_per_unit) = if magnitude < SECONDS_BELOW {
         (TimestampUnit::Seconds, 1_000_000)
-    } else if magnitude < 100_000_000_000_000 {
+    } else if magnitude < MILLIS_BELOW {
         (TimestampUnit::Milliseconds, 1_000)
-    } else if magnitude < 100_000_000_000_000_000 {
+    } else if magnitude < MICROS_BELOW {
         (TimestampUnit::Microseconds, 1)
     } else {
         return Err(too_large(&value.to_string()));

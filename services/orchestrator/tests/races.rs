@@ -20,6 +20,15 @@ async fn writer(url: &str) -> sqlx::AnyConnection {
     conn
 }
 
+/// Run `sql` for recommendation `id` (its `$1`) in the other writer's transaction.
+async fn write(conn: &mut sqlx::AnyConnection, sql: &str, id: &str) {
+    sqlx::query(sql)
+        .bind(id)
+        .execute(conn)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+}
+
 /// Wait until some session of the database waits for a lock another one holds.
 async fn until_a_session_waits(url: &str) {
     let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
@@ -81,19 +90,19 @@ async fn a_clear_that_meets_an_acknowledgement_still_closes_the_recommendation()
     // An acknowledgement in mid-commit, written as a person's request writes one: the
     // pending timers first, then the recommendation.
     let mut acknowledging = writer(&database.url).await;
-    sqlx::query("DELETE FROM escalation_timers WHERE recommendation_id = $1")
-        .bind(&id)
-        .execute(&mut acknowledging)
-        .await
-        .unwrap();
-    sqlx::query(
+    write(
+        &mut acknowledging,
+        "DELETE FROM escalation_timers WHERE recommendation_id = $1",
+        &id,
+    )
+    .await;
+    write(
+        &mut acknowledging,
         "UPDATE recommendations SET state = 'acknowledged', acknowledged_at = opened_at \
          WHERE id = $1",
+        &id,
     )
-    .bind(&id)
-    .execute(&mut acknowledging)
-    .await
-    .unwrap();
+    .await;
 
     let clear = apply_clear(&harness).await;
     until_a_session_waits(&database.url).await;
@@ -115,24 +124,24 @@ async fn a_clear_and_an_escalation_in_flight_do_not_deadlock() {
     // A timer firing in another replica, written as firing writes it: it has claimed the
     // first step and is about to record the escalation on the recommendation.
     let mut firing = writer(&database.url).await;
-    sqlx::query("DELETE FROM escalation_timers WHERE recommendation_id = $1 AND step = 0")
-        .bind(&id)
-        .execute(&mut firing)
-        .await
-        .unwrap();
+    write(
+        &mut firing,
+        "DELETE FROM escalation_timers WHERE recommendation_id = $1 AND step = 0",
+        &id,
+    )
+    .await;
 
     let clear = apply_clear(&harness).await;
     until_a_session_waits(&database.url).await;
     // The clear waits for the claimed timer and holds nothing the escalation needs: were it
     // holding the recommendation, PostgreSQL would end one of the two as a deadlock.
-    sqlx::query(
+    write(
+        &mut firing,
         "UPDATE recommendations SET escalation_level = 1, escalated_to = 'maintenance-lead' \
          WHERE id = $1",
+        &id,
     )
-    .bind(&id)
-    .execute(&mut firing)
-    .await
-    .expect("the escalation could not write its recommendation");
+    .await;
     sqlx::raw_sql("COMMIT").execute(&mut firing).await.unwrap();
 
     let closed = closed_by(clear, &harness, &id).await;

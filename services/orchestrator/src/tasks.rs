@@ -74,7 +74,7 @@ fn check_text(
     if length > max {
         return Err(TaskError::InvalidArgument {
             field,
-            reason: format!("is {length} characters long; at most {max} are kept"),
+            reason: format!("is {length} characters long; at most {max} are allowed"),
         });
     }
     let allowed = |c: char| multiline && matches!(c, '\n' | '\t');
@@ -226,7 +226,7 @@ mod tests {
         let too_long = check_text("comment", &long, COMMENT_MAX, true).unwrap_err();
         assert_eq!(
             too_long.to_string(),
-            "comment: is 4097 characters long; at most 4096 are kept"
+            "comment: is 4097 characters long; at most 4096 are allowed"
         );
         // Characters, not bytes: 4,096 of them fit whatever their encoding.
         assert!(check_text("comment", &"é".repeat(COMMENT_MAX), COMMENT_MAX, true).is_ok());

@@ -41,10 +41,15 @@ enum RecsCommand {
     /// Print each change as it happens (the open ones first) until Ctrl-C.
     Watch,
     /// One recommendation with its context and history.
-    Show { id: String },
+    Show {
+        /// The recommendation's whole id, as `recs list` prints it.
+        id: String,
+    },
     /// Acknowledge: someone is on it.
     Ack {
+        /// The recommendation's whole id, as `recs list` prints it.
         id: String,
+        /// A comment written into the history with the change.
         #[arg(long)]
         comment: Option<String>,
         #[command(flatten)]
@@ -52,8 +57,11 @@ enum RecsCommand {
     },
     /// Give it to someone (acknowledges it too).
     Assign {
+        /// The recommendation's whole id, as `recs list` prints it.
         id: String,
+        /// Who works on it.
         assignee: String,
+        /// A comment written into the history with the change.
         #[arg(long)]
         comment: Option<String>,
         #[command(flatten)]
@@ -61,17 +69,21 @@ enum RecsCommand {
     },
     /// Add a comment to its history.
     Comment {
+        /// The recommendation's whole id, as `recs list` prints it.
         id: String,
+        /// The comment, written into the history.
         text: String,
         #[command(flatten)]
         actor: Actor,
     },
     /// End it: fixed, or a false alarm.
     Resolve {
+        /// The recommendation's whole id, as `recs list` prints it.
         id: String,
         /// fixed or false_alarm.
         #[arg(long, default_value = "fixed", value_parser = parse_outcome)]
         outcome: pb::Outcome,
+        /// A comment written into the history with the change.
         #[arg(long)]
         comment: Option<String>,
         #[command(flatten)]
@@ -80,7 +92,9 @@ enum RecsCommand {
     /// Make an ended one open again, when the problem came back (refused while another is
     /// active for the same rule and asset).
     Reopen {
+        /// The recommendation's whole id, as `recs list` prints it.
         id: String,
+        /// A comment written into the history with the change.
         #[arg(long)]
         comment: Option<String>,
         #[command(flatten)]
